@@ -1,0 +1,182 @@
+// The shared-memory segment: its layout and the lookup that reads it.
+//
+// Everything in the segment is addressed by offsets and indices, never by
+// pointers, so processes built from different binaries can map it anywhere.
+// The lookup structure is an 18/6/8 multibit trie:
+//
+//   dir[addr >> 14]   2^18 entries of 64 bits: the best next hop among
+//                     prefixes up to /18 ("fallback") and the base of the
+//                     slot's leaf array.
+//   leaf array        a Poptrie node (Asai & Ohara, SIGCOMM 2015) for bits
+//                     13..8: a 64-bit leafvec with a bit per /24 position
+//                     that starts a run of equal leaves, then the runs; the
+//                     leaf of a position is run number popcount(leafvec up to
+//                     it). A leaf is a next hop (prefixes /19../24, pushed
+//                     to the /24s they cover), kNoRoute (the fallback
+//                     applies), or kGroupFlag | g << 8, naming
+//   tbl8[g][addr & 255]  a DIR-24-8 group of 256 next hops for /25../32.
+//
+// A lookup is one directory load, two loads from the leaf array (usually one
+// cache line) and, under a prefix longer than /24, one group load. The
+// directory is 2 MiB and leaves are run-compressed, so an Internet-sized
+// table stays cache-resident where DIR-24-8's 64 MiB tbl24 does not, and a
+// /8 rewrites 1,024 directory entries, not 65,536.
+//
+// Concurrency: one writer, wait-free readers. A leaf array is immutable once
+// reachable: the writer builds a new one and publishes it with one 64-bit
+// store of the directory entry, which carries the fallback with it. Group
+// entries are single 32-bit stores, each a valid answer on its own, as in
+// rte_lpm. Unreachable arrays and groups are reused only after every
+// registered reader has passed a quiescent state (QSBR).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "lpm/types.h"
+
+namespace podfwd::lpm {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x31544c4457464f50ULL;   // "POFWDLT1"
+inline constexpr std::uint32_t kLayoutVersion = 1;
+
+inline constexpr unsigned kDirBits = 18;
+inline constexpr std::uint32_t kDirEntries = 1u << kDirBits;
+inline constexpr unsigned kDirShift = 32 - kDirBits;
+inline constexpr std::uint32_t kGroupFlag = 1u << 31;   // next-hop ids stay below 2^24
+inline constexpr std::uint32_t kGroupEntries = 256;
+constexpr NextHopId group_leaf(std::uint32_t group) noexcept { return kGroupFlag | group << 8; }
+constexpr std::uint32_t group_of_leaf(NextHopId leaf) noexcept { return (leaf & ~kGroupFlag) >> 8; }
+
+// A leaf array: leafvec (two 32-bit words, low first), then the runs.
+inline constexpr std::uint32_t kLeafHeader = 2;
+// leaves[0..2] is the array of every empty slot: one run of kNoRoute. A
+// zeroed directory entry (base 0, fallback kNoRoute) therefore means "no route".
+inline constexpr std::uint32_t kEmptyLeafArray = 0;
+inline constexpr std::uint32_t kReservedLeaves = 3;
+
+constexpr std::uint64_t dir_entry(std::uint32_t leaf_base, NextHopId fallback) noexcept {
+    return std::uint64_t{fallback} << 32 | leaf_base;
+}
+constexpr std::uint32_t leaf_base_of(std::uint64_t entry) noexcept { return static_cast<std::uint32_t>(entry); }
+constexpr NextHopId fallback_of(std::uint64_t entry) noexcept { return static_cast<NextHopId>(entry >> 32); }
+
+// One reader registration (an lcore, a CLI invocation). Written by the reader;
+// the writer only reads it, except to free the slot of a reader that died.
+struct alignas(64) ReaderSlotData {
+    std::atomic<std::uint32_t> pid;          // 0: free
+    std::atomic<std::uint32_t> state;        // ReaderState
+    std::atomic<std::uint64_t> seen_epoch;   // last epoch observed at a quiescent point
+    std::atomic<std::uint64_t> start_time;   // /proc/<pid>/stat starttime: guards pid reuse
+};
+
+enum ReaderState : std::uint32_t { kReaderFree = 0, kReaderRegistering = 1, kReaderOnline = 2, kReaderOffline = 3 };
+
+struct alignas(64) SegmentHeader {
+    std::uint64_t magic;
+    std::uint32_t layout_version;
+    std::uint32_t header_bytes;
+    std::uint64_t segment_bytes;
+
+    Capacity capacity;
+    std::uint32_t group_capacity;
+    std::uint32_t leaf_capacity;
+    std::uint32_t nh_record_capacity;
+
+    // Region offsets from the start of the segment. The reader region is
+    // page-aligned and is the only part readers map writable.
+    std::uint64_t readers_offset;
+    std::uint64_t readers_bytes;
+    std::uint64_t dir_offset;
+    std::uint64_t leaves_offset;
+    std::uint64_t groups_offset;
+    std::uint64_t nh_map_offset;
+    std::uint64_t nh_records_offset;
+    std::uint64_t routes_offset;
+
+    alignas(64) std::atomic<std::uint64_t> epoch;
+    std::atomic<std::uint64_t> generation;
+    std::atomic<std::uint32_t> writer_pid;
+    std::atomic<std::uint32_t> route_count;
+    std::atomic<std::uint32_t> nexthop_count;
+    std::atomic<std::uint32_t> dead_readers_reaped;
+    std::atomic<std::uint64_t> groups_used;
+    std::atomic<std::uint64_t> leaves_used;
+    std::atomic<std::uint64_t> retired_pending;
+    std::atomic<std::uint64_t> reclaimed_total;
+};
+
+// Route records: the writer's persistent list of what it installed, one
+// 64-bit word each so that a writer killed mid-update leaves every record
+// either old or new. Bits: 0..31 address, 32..37 length, 38 valid, 40..63 next hop.
+namespace route_record {
+inline constexpr std::uint64_t kValid = 1ULL << 38;
+constexpr std::uint64_t pack(Ipv4Addr addr, unsigned len, NextHopId nh) noexcept {
+    return std::uint64_t{addr} | std::uint64_t{len} << 32 | kValid | std::uint64_t{nh} << 40;
+}
+constexpr bool valid(std::uint64_t r) noexcept { return r & kValid; }
+constexpr Ipv4Addr addr(std::uint64_t r) noexcept { return static_cast<Ipv4Addr>(r); }
+constexpr unsigned len(std::uint64_t r) noexcept { return (r >> 32) & 0x3f; }
+constexpr NextHopId nexthop(std::uint64_t r) noexcept { return static_cast<NextHopId>(r >> 40); }
+}  // namespace route_record
+
+// The read side of the trie, as pointers into one process's mapping.
+struct TrieView {
+    const std::atomic<std::uint64_t>* dir = nullptr;
+    const NextHopId* leaves = nullptr;
+    const NextHopId* groups = nullptr;
+
+    // leaves[] index of the leaf of /24 position (addr >> 8) & 63 in the
+    // array at `base`: runs started at or before the position, counted by
+    // shifting the positions above it out of leafvec. Bit 0 is always set,
+    // so the count is at least 1.
+    std::uint32_t leaf_index(std::uint32_t base, Ipv4Addr addr) const noexcept {
+        std::uint64_t leafvec;
+        std::memcpy(&leafvec, &leaves[base], sizeof leafvec);
+        const unsigned above = (~addr >> 8) & 63;   // 63 - position
+        return base + kLeafHeader - 1 + static_cast<std::uint32_t>(__builtin_popcountll(leafvec << above));
+    }
+    static std::uint32_t group_index(NextHopId leaf, Ipv4Addr addr) noexcept {
+        return (leaf & ~kGroupFlag) | (addr & 0xff);
+    }
+
+    // Resolves `addr` given its (already loaded) directory entry.
+    NextHopId resolve(Ipv4Addr addr, std::uint64_t entry) const noexcept {
+        NextHopId leaf = leaves[leaf_index(leaf_base_of(entry), addr)];
+        if (leaf & kGroupFlag)
+            leaf = groups[group_index(leaf, addr)];
+        return leaf != kNoRoute ? leaf : fallback_of(entry);
+    }
+
+    NextHopId lookup(Ipv4Addr addr) const noexcept {
+        return resolve(addr, dir[addr >> kDirShift].load(std::memory_order_acquire));
+    }
+
+    // Bulk lookup in two passes over the burst, so that the loads of each
+    // pass are independent and in flight together: directory entries and
+    // leaves, then tbl8 groups.
+    void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
+        constexpr std::size_t kChunk = 32;
+        NextHopId fallback[kChunk];
+        for (std::size_t i = 0; i < n; i += kChunk) {
+            const std::size_t m = n - i < kChunk ? n - i : kChunk;
+            const Ipv4Addr* a = addrs + i;
+            NextHopId* o = out + i;
+            for (std::size_t k = 0; k < m; ++k) {
+                const std::uint64_t entry = dir[a[k] >> kDirShift].load(std::memory_order_acquire);
+                o[k] = leaves[leaf_index(leaf_base_of(entry), a[k])];
+                fallback[k] = fallback_of(entry);
+            }
+            for (std::size_t k = 0; k < m; ++k) {
+                NextHopId leaf = o[k];
+                if (leaf & kGroupFlag)
+                    leaf = groups[group_index(leaf, a[k])];
+                o[k] = leaf != kNoRoute ? leaf : fallback[k];
+            }
+        }
+    }
+};
+
+}  // namespace podfwd::lpm

@@ -1,0 +1,245 @@
+#include "lpm/mapping.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <algorithm>
+#include <new>
+
+namespace podfwd::lpm {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+// Large regions start on 2 MiB boundaries so they can be backed by huge pages.
+constexpr std::uint64_t kLargeAlign = 2u << 20;
+
+constexpr std::uint64_t align_up(std::uint64_t value, std::uint64_t align) {
+    return (value + align - 1) / align * align;
+}
+
+std::string errno_text(const char* what, const std::string& name) {
+    return std::string(what) + " " + segment_path(name) + ": " + std::strerror(errno);
+}
+
+Status check_name(const std::string& name) {
+    if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos)
+        return Error{Errc::kInvalidArgument, "invalid segment name '" + name + "' (1..200 characters, no '/')"};
+    return ok();
+}
+
+// Closes the descriptor unless released: keeps the error paths short.
+struct FdGuard {
+    int fd;
+    ~FdGuard() {
+        if (fd >= 0)
+            ::close(fd);
+    }
+    int release() { return std::exchange(fd, -1); }
+};
+
+void initialise(SegmentHeader& header, const Capacity& capacity, const Geometry& g) {
+    header.layout_version = kLayoutVersion;
+    header.header_bytes = sizeof(SegmentHeader);
+    header.segment_bytes = g.segment_bytes;
+    header.capacity = capacity;
+    header.group_capacity = g.group_capacity;
+    header.leaf_capacity = g.leaf_capacity;
+    header.nh_record_capacity = g.nh_record_capacity;
+    header.readers_offset = g.readers_offset;
+    header.readers_bytes = g.readers_bytes;
+    header.dir_offset = g.dir_offset;
+    header.leaves_offset = g.leaves_offset;
+    header.groups_offset = g.groups_offset;
+    header.nh_map_offset = g.nh_map_offset;
+    header.nh_records_offset = g.nh_records_offset;
+    header.routes_offset = g.routes_offset;
+    header.epoch.store(1, std::memory_order_relaxed);
+    // The directory starts zeroed (every slot empty); leaves[0..2] is the
+    // empty slots' leaf array: leafvec 1, one run of kNoRoute.
+    auto* leaves = reinterpret_cast<NextHopId*>(reinterpret_cast<std::byte*>(&header) + g.leaves_offset);
+    leaves[0] = 1;
+    // Readers check the magic first: it is written last, after a fence.
+    std::atomic_thread_fence(std::memory_order_release);
+    std::atomic_ref<std::uint64_t>(header.magic).store(kSegmentMagic, std::memory_order_release);
+}
+
+Status validate(const SegmentHeader& header, std::size_t file_size, const std::string& name) {
+    const std::uint64_t magic = std::atomic_ref<const std::uint64_t>(header.magic).load(std::memory_order_acquire);
+    if (magic == 0)
+        return Error{Errc::kNotReady, segment_path(name) + " is still being initialised by its writer"};
+    if (magic != kSegmentMagic)
+        return Error{Errc::kIncompatible, segment_path(name) + " is not a podfwd route table (bad magic)"};
+    if (header.layout_version != kLayoutVersion)
+        return Error{Errc::kIncompatible, segment_path(name) + " has layout version " +
+                                              std::to_string(header.layout_version) + ", this build understands " +
+                                              std::to_string(kLayoutVersion)};
+    auto geometry = Geometry::of(header.capacity);
+    if (!geometry || !geometry->matches(header) || header.segment_bytes != file_size)
+        return Error{Errc::kIncompatible, segment_path(name) + " has an inconsistent size or geometry (file " +
+                                              std::to_string(file_size) + " bytes, header says " +
+                                              std::to_string(header.segment_bytes) + ")"};
+    return ok();
+}
+
+}  // namespace
+
+std::string segment_path(const std::string& name) { return "/dev/shm/" + name; }
+
+Result<Geometry> Geometry::of(const Capacity& c) {
+    if (c.max_routes == 0 || c.max_routes > (1u << 24) || c.max_nexthops == 0 || c.max_nexthops > (1u << 22) ||
+        c.reader_slots == 0 || c.reader_slots > 4096 || c.max_groups == 0 || c.max_groups > (1u << 22))
+        return Error{Errc::kInvalidArgument,
+                     "capacity out of range (routes 1..16M, next hops 1..4M, readers 1..4096, groups 1..4M)"};
+    Geometry g;
+    // A route adds at most two runs of leaves to its slot, a slot adds a
+    // two-word header; the slack absorbs copy-on-write garbage awaiting its
+    // grace period. Untouched capacity is never backed by memory (the segment
+    // is sparse). Group 0 is reserved, and so are the first leaves (layout.h).
+    g.group_capacity = c.max_groups + 1;
+    g.leaf_capacity = 4 * c.max_routes + 4 * kDirEntries;
+    g.nh_record_capacity = 2 * c.max_nexthops + 2;   // each id can have a record retiring while a new one is live
+    g.readers_offset = kPage;
+    g.readers_bytes = align_up(std::uint64_t{c.reader_slots} * sizeof(ReaderSlotData), kPage);
+    g.dir_offset = align_up(g.readers_offset + g.readers_bytes, kLargeAlign);
+    g.leaves_offset = align_up(g.dir_offset + std::uint64_t{kDirEntries} * sizeof(std::uint64_t), kLargeAlign);
+    g.groups_offset = align_up(g.leaves_offset + std::uint64_t{g.leaf_capacity} * sizeof(NextHopId), kLargeAlign);
+    g.nh_map_offset = align_up(g.groups_offset + std::uint64_t{g.group_capacity} * kGroupEntries * sizeof(NextHopId),
+                               kPage);
+    g.nh_records_offset = align_up(g.nh_map_offset + (std::uint64_t{c.max_nexthops} + 1) * 4, kPage);
+    g.routes_offset = align_up(g.nh_records_offset + std::uint64_t{g.nh_record_capacity} * sizeof(NextHop), kPage);
+    g.segment_bytes = align_up(g.routes_offset + std::uint64_t{c.max_routes} * 8, kPage);
+    return g;
+}
+
+bool Geometry::matches(const SegmentHeader& h) const noexcept {
+    return h.group_capacity == group_capacity && h.leaf_capacity == leaf_capacity &&
+           h.nh_record_capacity == nh_record_capacity && h.readers_offset == readers_offset &&
+           h.readers_bytes == readers_bytes && h.dir_offset == dir_offset && h.leaves_offset == leaves_offset &&
+           h.groups_offset == groups_offset && h.nh_map_offset == nh_map_offset &&
+           h.nh_records_offset == nh_records_offset && h.routes_offset == routes_offset &&
+           h.segment_bytes == segment_bytes;
+}
+
+Result<std::shared_ptr<Mapping>> Mapping::open_writer(const std::string& name, const Capacity& capacity,
+                                                      bool& created) {
+    if (auto s = check_name(name); !s)
+        return std::move(s).error();
+    auto geometry = Geometry::of(capacity);
+    if (!geometry)
+        return std::move(geometry).error();
+
+    FdGuard fd{::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
+    if (fd.fd < 0)
+        return Error{Errc::kSystem, errno_text("cannot open", name)};
+    // The lock is the single-writer rule; the kernel drops it if we die.
+    if (::flock(fd.fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK)
+            return Error{Errc::kSystem, errno_text("cannot lock", name)};
+        std::string owner;
+        SegmentHeader peek{};
+        if (::pread(fd.fd, &peek, sizeof peek, 0) == static_cast<ssize_t>(sizeof peek))
+            owner = " (writer pid " + std::to_string(peek.writer_pid.load()) + ")";
+        return Error{Errc::kBusy, segment_path(name) + " is owned by another writer" + owner};
+    }
+    struct stat st{};
+    if (::fstat(fd.fd, &st) != 0)
+        return Error{Errc::kSystem, errno_text("cannot stat", name)};
+
+    // An empty file is new; a file whose magic is still zero was left by a
+    // writer that died while creating it, before any reader could use it.
+    bool fresh = st.st_size == 0;
+    if (!fresh && static_cast<std::size_t>(st.st_size) >= sizeof(SegmentHeader)) {
+        SegmentHeader peek{};
+        if (::pread(fd.fd, &peek, sizeof peek, 0) != static_cast<ssize_t>(sizeof peek))
+            return Error{Errc::kSystem, errno_text("cannot read", name)};
+        fresh = peek.magic == 0;
+    }
+    if (fresh) {
+        if (::ftruncate(fd.fd, 0) != 0 || ::ftruncate(fd.fd, static_cast<off_t>(geometry->segment_bytes)) != 0)
+            return Error{Errc::kSystem, errno_text("cannot size", name)};
+        st.st_size = static_cast<off_t>(geometry->segment_bytes);
+    }
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size < sizeof(SegmentHeader))
+        return Error{Errc::kIncompatible, segment_path(name) + " is truncated (" + std::to_string(size) + " bytes)"};
+    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
+    if (base == MAP_FAILED)
+        return Error{Errc::kSystem, errno_text("cannot map", name)};
+    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size));
+    // Huge pages where the tmpfs allows them (scripts/setup mounts /dev/shm
+    // with huge=advise): the directory and leaves are read at random, and
+    // 4 KiB pages would cost a TLB miss per lookup on large tables.
+    ::madvise(base, size, MADV_HUGEPAGE);
+
+    if (fresh) {
+        initialise(mapping->header(), capacity, *geometry);
+    } else {
+        if (auto s = validate(mapping->header(), size, name); !s)
+            return std::move(s).error();
+        if (!(mapping->header().capacity == capacity))
+            return Error{Errc::kIncompatible,
+                         segment_path(name) + " was created with another capacity (routes " +
+                             std::to_string(mapping->header().capacity.max_routes) + ", next hops " +
+                             std::to_string(mapping->header().capacity.max_nexthops) + ", readers " +
+                             std::to_string(mapping->header().capacity.reader_slots) + ")"};
+    }
+    mapping->header().writer_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+    created = fresh;
+    return mapping;
+}
+
+Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
+    if (auto s = check_name(name); !s)
+        return std::move(s).error();
+    // Read-write only so that the reader-slot region can be mapped writable;
+    // the table itself is mapped read-only.
+    FdGuard fd{::shm_open(("/" + name).c_str(), O_RDWR | O_CLOEXEC, 0)};
+    if (fd.fd < 0) {
+        if (errno == ENOENT)
+            return Error{Errc::kNotFound, "no route table at " + segment_path(name) + " (is podfwd-control running?)"};
+        return Error{Errc::kSystem, errno_text("cannot open", name)};
+    }
+    struct stat st{};
+    if (::fstat(fd.fd, &st) != 0)
+        return Error{Errc::kSystem, errno_text("cannot stat", name)};
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == 0)
+        return Error{Errc::kNotReady, segment_path(name) + " is still being created by its writer"};
+    if (size < sizeof(SegmentHeader))
+        return Error{Errc::kIncompatible, segment_path(name) + " is truncated (" + std::to_string(size) + " bytes)"};
+    void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.fd, 0);
+    if (base == MAP_FAILED)
+        return Error{Errc::kSystem, errno_text("cannot map", name)};
+    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size));
+    ::madvise(base, size, MADV_HUGEPAGE);
+    if (auto s = validate(mapping->header(), size, name); !s)
+        return std::move(s).error();
+    const SegmentHeader& h = mapping->header();
+    void* slots = ::mmap(static_cast<std::byte*>(base) + h.readers_offset, h.readers_bytes, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_FIXED, mapping->fd_, static_cast<off_t>(h.readers_offset));
+    if (slots == MAP_FAILED)
+        return Error{Errc::kSystem, errno_text("cannot map reader slots of", name)};
+    return mapping;
+}
+
+Status Mapping::unlink(const std::string& name) {
+    if (auto s = check_name(name); !s)
+        return s;
+    if (::shm_unlink(("/" + name).c_str()) != 0 && errno != ENOENT)
+        return Error{Errc::kSystem, errno_text("cannot remove", name)};
+    return ok();
+}
+
+Mapping::~Mapping() {
+    if (base_ != nullptr)
+        ::munmap(base_, size_);
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+}  // namespace podfwd::lpm

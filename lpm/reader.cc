@@ -1,0 +1,136 @@
+#include "lpm/reader.h"
+
+#include <unistd.h>
+
+#include "lpm/mapping.h"
+#include "lpm/pools.h"
+
+namespace podfwd::lpm {
+
+// ---- ReaderSlot ----
+
+ReaderSlot::ReaderSlot(std::shared_ptr<const Mapping> mapping, ReaderSlotData* slot,
+                       const std::atomic<std::uint64_t>* epoch, unsigned index) noexcept
+    : mapping_(std::move(mapping)), slot_(slot), epoch_(epoch), index_(index) {}
+
+ReaderSlot::ReaderSlot(ReaderSlot&& other) noexcept
+    : mapping_(std::move(other.mapping_)), slot_(std::exchange(other.slot_, nullptr)), epoch_(other.epoch_),
+      index_(other.index_) {}
+
+ReaderSlot& ReaderSlot::operator=(ReaderSlot&& other) noexcept {
+    if (this != &other) {
+        release();
+        mapping_ = std::move(other.mapping_);
+        slot_ = std::exchange(other.slot_, nullptr);
+        epoch_ = other.epoch_;
+        index_ = other.index_;
+    }
+    return *this;
+}
+
+ReaderSlot::~ReaderSlot() { release(); }
+
+void ReaderSlot::release() noexcept {
+    if (slot_ == nullptr)
+        return;
+    slot_->state.store(kReaderFree, std::memory_order_release);
+    slot_->pid.store(0, std::memory_order_release);
+    slot_ = nullptr;
+}
+
+void ReaderSlot::offline() noexcept { slot_->state.store(kReaderOffline, std::memory_order_release); }
+
+void ReaderSlot::online() noexcept {
+    // Dekker-style pairing with the writer's "unpublish; bump epoch; scan
+    // slots": either the writer's scan sees us online, or our next lookups
+    // see what it published.
+    slot_->state.store(kReaderOnline, std::memory_order_seq_cst);
+    slot_->seen_epoch.store(epoch_->load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// ---- TableView ----
+
+TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapping)) {
+    const SegmentHeader& h = mapping_->header();
+    trie_ = TrieView{mapping_->region<const std::atomic<std::uint64_t>>(h.dir_offset),
+                     mapping_->region<const NextHopId>(h.leaves_offset),
+                     mapping_->region<const NextHopId>(h.groups_offset)};
+    nh_map_ = mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset);
+    nh_records_ = mapping_->region<const NextHop>(h.nh_records_offset);
+    max_nexthops_ = h.capacity.max_nexthops;
+}
+
+Result<TableView> TableView::open(const std::string& name) {
+    auto mapping = Mapping::open_reader(name);
+    if (!mapping)
+        return std::move(mapping).error();
+    return TableView(std::move(*mapping));
+}
+
+Result<ReaderSlot> TableView::register_reader() const {
+    SegmentHeader& h = mapping_->header();
+    ReaderSlotData* slots = mapping_->reader_slots();
+    const auto pid = static_cast<std::uint32_t>(::getpid());
+    const auto start = process_start_time(pid).value_or(0);
+    for (int pass = 0; pass < 2; ++pass) {
+        for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
+            std::uint32_t expected = 0;
+            if (!slots[i].pid.compare_exchange_strong(expected, pid, std::memory_order_seq_cst))
+                continue;
+            slots[i].start_time.store(start, std::memory_order_relaxed);
+            slots[i].seen_epoch.store(h.epoch.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+            ReaderSlot slot(mapping_, &slots[i], &h.epoch, i);
+            slot.online();
+            return slot;
+        }
+        // Full: free the slots of readers that died before the writer noticed.
+        for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
+            const std::uint32_t owner = slots[i].pid.load(std::memory_order_acquire);
+            if (owner == 0)
+                continue;
+            const auto owner_start = process_start_time(owner);
+            std::uint32_t expected = owner;
+            if ((!owner_start || *owner_start != slots[i].start_time.load(std::memory_order_relaxed)) &&
+                slots[i].pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+                h.dead_readers_reaped.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    return Error{Errc::kCapacity, "all " + std::to_string(h.capacity.reader_slots) +
+                                      " reader slots of the route table are in use"};
+}
+
+TableStats TableView::stats() const noexcept {
+    const SegmentHeader& h = mapping_->header();
+    TableStats s;
+    s.generation = h.generation.load(std::memory_order_relaxed);
+    s.epoch = h.epoch.load(std::memory_order_relaxed);
+    s.routes = h.route_count.load(std::memory_order_relaxed);
+    s.nexthops = h.nexthop_count.load(std::memory_order_relaxed);
+    s.groups_used = h.groups_used.load(std::memory_order_relaxed);
+    s.leaves_used = h.leaves_used.load(std::memory_order_relaxed);
+    s.retired_pending = h.retired_pending.load(std::memory_order_relaxed);
+    s.reclaimed_total = h.reclaimed_total.load(std::memory_order_relaxed);
+    s.dead_readers_reaped = h.dead_readers_reaped.load(std::memory_order_relaxed);
+    s.writer_pid = h.writer_pid.load(std::memory_order_relaxed);
+    const ReaderSlotData* slots = mapping_->reader_slots();
+    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i)
+        s.readers_online += slots[i].pid.load(std::memory_order_relaxed) != 0 &&
+                            slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
+    return s;
+}
+
+Capacity TableView::capacity() const noexcept { return mapping_->header().capacity; }
+
+const char* mode_name(ForwardMode mode) noexcept {
+    switch (mode) {
+    case ForwardMode::kDrop: return "drop";
+    case ForwardMode::kLocal: return "local";
+    case ForwardMode::kHostGw: return "host-gw";
+    case ForwardMode::kIpip: return "ipip";
+    case ForwardMode::kVxlan: return "vxlan";
+    }
+    return "unknown";
+}
+
+}  // namespace podfwd::lpm

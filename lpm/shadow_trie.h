@@ -1,0 +1,137 @@
+// The writer's private image of the trie, and its compilation into the
+// segment's arrays. Internal to lpm/.
+//
+// Per directory slot (a /18) with prefixes longer than /18, the shadow keeps
+// 64 entries, one per /24, each `nexthop << 8 | length` of the longest
+// covering prefix of length 19..24 (0: none, the directory fallback applies),
+// and the tbl8 group of each /24 that holds longer prefixes. Each group has
+// a private depth per entry; entries of depth <= 24 are copies of the /24's
+// entry (pushed), the rest are the group's own.
+//
+// Insert overwrites entries no longer than the new prefix; delete rewrites
+// entries of exactly the deleted length with the covering prefix the caller
+// found. Group entries are written in place (one 32-bit store each, every
+// intermediate state a valid answer); everything else is published by
+// publish(): a changed slot gets a new leaf array and one 16-byte directory
+// store, and what it no longer reaches is retired.
+#pragma once
+
+#include <array>
+#include <cstring>
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "lpm/layout.h"
+#include "lpm/pools.h"
+
+namespace podfwd::lpm {
+
+struct TrieArrays {
+    std::atomic<std::uint64_t>* dir;
+    NextHopId* leaves;
+    NextHopId* groups;
+};
+
+class ShadowTrie {
+public:
+    ShadowTrie(TrieArrays arrays, ArrayPool& leaf_pool, ArrayPool& group_pool);
+
+    // kCapacity, and nothing changed, when a tbl8 group is needed and none is free.
+    Status insert(Ipv4Addr addr, unsigned len, NextHopId nexthop);
+    // `replacement`/`replacement_len`: the longest remaining prefix covering
+    // the deleted one, limited to lengths > 18 when len > 18 (0/0: none).
+    void remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsigned replacement_len);
+
+    // Stores every changed directory slot. Arrays that published slots no
+    // longer reach are appended to `retired`. kCapacity if the leaf pool is
+    // exhausted; the slots not yet stored stay pending.
+    Status publish(std::vector<Retired>& retired);
+    bool dirty() const noexcept { return !dirty_slots_.empty(); }
+
+    // Recovery: `slot` is to be stored anew; `old` are the arrays its
+    // published entry reaches, retired once it is.
+    void republish(std::uint32_t slot, std::vector<Retired> old);
+
+    // Walks the published trie, calling visit(slot, Retired) for every
+    // reachable leaf array and group. kIncompatible if an index is out of bounds.
+    template <class Visit>
+    static Status trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
+                        Visit&& visit);
+
+    std::size_t private_bytes() const noexcept;
+
+private:
+    struct Slot {
+        std::array<std::uint32_t, 64> entry{};   // per /24: nexthop << 8 | length (19..24)
+        std::array<std::uint32_t, 64> group{};   // per /24: tbl8 group, 0: none
+        std::uint32_t leaf_base = kEmptyLeafArray;   // compiled: what the directory holds
+        std::uint32_t leaf_count = 0;                // elements, header included; 0: the shared empty array
+        std::uint32_t groups = 0;
+        bool leaves_dirty = false;
+    };
+    struct Group {
+        std::array<std::uint8_t, kGroupEntries> depth{};
+        std::uint32_t own = 0;   // entries longer than /24
+    };
+
+    void mark_dirty(std::uint32_t slot);
+    Slot& slot_for(std::uint32_t dir_slot);
+    NextHopId* group_entries(std::uint32_t group) const noexcept {
+        return arrays_.groups + std::size_t{group} * kGroupEntries;
+    }
+    void set_group_entry(std::uint32_t group, unsigned i, std::uint32_t packed);
+    void push_to_group(std::uint32_t group, std::uint32_t packed);
+    template <class Pred>
+    void update_fallback(Ipv4Addr addr, unsigned len, std::uint32_t packed, Pred pred);
+    template <class Pred>
+    void update_slot(std::uint32_t dir_slot, unsigned lo, unsigned count, std::uint32_t packed, Pred pred);
+    template <class Pred>
+    void update_group(std::uint32_t group, unsigned lo, unsigned count, std::uint32_t packed, Pred pred);
+    void release_slot_if_empty(std::uint32_t dir_slot);
+    bool compile(Slot& slot, std::vector<Retired>& retired);
+
+    TrieArrays arrays_;
+    ArrayPool& leaf_pool_;
+    ArrayPool& group_pool_;
+    std::vector<std::uint32_t> fallback_;   // per directory slot: nexthop << 8 | length (0..18)
+    std::vector<std::uint32_t> slot_of_;    // per directory slot: index in slots_, 0: none
+    std::vector<std::uint8_t> slot_dirty_;
+    std::vector<std::uint32_t> dirty_slots_;
+    std::unordered_map<std::uint32_t, std::vector<Retired>> slot_garbage_;
+    std::deque<Slot> slots_;                // deque: references survive growth
+    std::vector<std::uint32_t> free_slots_;
+    std::vector<Group> groups_;             // by group id
+};
+
+template <class Visit>
+Status ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
+                         Visit&& visit) {
+    for (std::uint32_t slot = 0; slot < kDirEntries; ++slot) {
+        const std::uint32_t base = leaf_base_of(arrays.dir[slot].load(std::memory_order_acquire));
+        if (base == kEmptyLeafArray)
+            continue;
+        if (std::uint64_t{base} + kLeafHeader >= leaf_capacity)
+            return Error{Errc::kIncompatible, "published trie is corrupt: leaf array out of bounds"};
+        std::uint64_t leafvec;
+        std::memcpy(&leafvec, &arrays.leaves[base], sizeof leafvec);
+        const auto runs = static_cast<std::uint32_t>(__builtin_popcountll(leafvec));
+        if (!(leafvec & 1) || std::uint64_t{base} + kLeafHeader + runs > leaf_capacity)
+            return Error{Errc::kIncompatible, "published trie is corrupt: leaf array out of bounds"};
+        visit(slot, Retired{PoolKind::kLeaves, base, kLeafHeader + runs});
+        for (std::uint32_t k = 0; k < runs; ++k) {
+            const NextHopId leaf = arrays.leaves[base + kLeafHeader + k];
+            if (!(leaf & kGroupFlag))
+                continue;
+            const std::uint32_t group = group_of_leaf(leaf);
+            if (group == 0 || group >= group_capacity)
+                return Error{Errc::kIncompatible, "published trie is corrupt: group out of bounds"};
+            visit(slot, Retired{PoolKind::kGroups, group, 1});
+        }
+    }
+    return ok();
+}
+
+}  // namespace podfwd::lpm

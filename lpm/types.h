@@ -1,0 +1,79 @@
+// Vocabulary of the route table shared by its writer (control) and its
+// readers (dataplane, CLI). Everything here is a plain value type.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "common/ipv4.h"
+
+namespace podfwd::lpm {
+
+// Index of a next-hop record. Routes store ids, so changing a next hop (its
+// MAC resolved, its mode switched) is one write whatever the number of routes.
+using NextHopId = std::uint32_t;
+inline constexpr NextHopId kNoRoute = 0;   // lookup result when nothing matches
+
+enum class ForwardMode : std::uint8_t {
+    kDrop = 0,     // blackhole
+    kLocal = 1,    // deliver to the node's kernel through the host port
+    kHostGw = 2,   // rewrite MACs and forward on the uplink
+    kIpip = 3,     // encapsulate in IPv4 (protocol 4) to node_ip
+    kVxlan = 4,    // encapsulate in UDP/VXLAN to node_ip
+};
+
+const char* mode_name(ForwardMode) noexcept;
+
+// One next-hop record, 32 bytes; immutable once published (an update writes a
+// new record and switches the id to it), so a reader never sees it torn.
+struct NextHop {
+    Ipv4Addr node_ip = 0;              // next-hop node (host byte order)
+    std::uint32_t vni = 0;             // VXLAN network identifier
+    std::uint16_t port = 0;            // egress DPDK port
+    ForwardMode mode = ForwardMode::kDrop;
+    std::uint8_t flags = 0;            // NextHop::kMacResolved, ...
+    std::array<std::uint8_t, 6> mac{}; // L2 next hop (or VTEP MAC for VXLAN)
+    std::uint16_t reserved0 = 0;   // room for later fields (MTU, egress queue)
+    std::uint32_t reserved1 = 0;
+    std::uint64_t reserved2 = 0;
+
+    static constexpr std::uint8_t kMacResolved = 1;
+
+    bool mac_resolved() const noexcept { return flags & kMacResolved; }
+    friend bool operator==(const NextHop&, const NextHop&) = default;
+};
+static_assert(sizeof(NextHop) == 32);
+
+struct Route {
+    Prefix4 prefix;
+    NextHopId nexthop = kNoRoute;
+    friend bool operator==(const Route&, const Route&) = default;
+};
+
+// Fixed at segment creation. Pools are sized from these; the segment is sparse,
+// so capacity costs address space, and memory only as it is used.
+struct Capacity {
+    std::uint32_t max_routes = 1u << 20;     // IPv4 prefixes
+    std::uint32_t max_nexthops = 1u << 16;   // ids 1..max_nexthops
+    std::uint32_t reader_slots = 64;         // concurrent reader threads (lcores, CLI)
+    std::uint32_t max_groups = 1u << 17;     // /24s that hold prefixes longer than /24 (1 KiB each)
+    friend bool operator==(const Capacity&, const Capacity&) = default;
+};
+
+// Table-wide counters kept in the segment header, readable by any reader.
+struct TableStats {
+    std::uint64_t generation = 0;      // bumped by every commit
+    std::uint64_t epoch = 0;           // QSBR grace-period counter
+    std::uint32_t routes = 0;
+    std::uint32_t nexthops = 0;
+    std::uint64_t groups_used = 0;     // tbl8 groups, including those awaiting reuse
+    std::uint64_t leaves_used = 0;
+    std::uint64_t retired_pending = 0; // elements waiting for a grace period
+    std::uint64_t reclaimed_total = 0;
+    std::uint32_t readers_online = 0;
+    std::uint32_t dead_readers_reaped = 0;
+    std::uint32_t writer_pid = 0;
+};
+
+}  // namespace podfwd::lpm
