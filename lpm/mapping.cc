@@ -235,6 +235,26 @@ Status Mapping::unlink(const std::string& name) {
     return ok();
 }
 
+TableStats Mapping::stats() const noexcept {
+    const SegmentHeader& h = header();
+    TableStats s;
+    s.generation = h.generation.load(std::memory_order_relaxed);
+    s.epoch = h.epoch.load(std::memory_order_relaxed);
+    s.routes = h.route_count.load(std::memory_order_relaxed);
+    s.nexthops = h.nexthop_count.load(std::memory_order_relaxed);
+    s.groups_used = h.groups_used.load(std::memory_order_relaxed);
+    s.leaves_used = h.leaves_used.load(std::memory_order_relaxed);
+    s.retired_pending = h.retired_pending.load(std::memory_order_relaxed);
+    s.reclaimed_total = h.reclaimed_total.load(std::memory_order_relaxed);
+    s.dead_readers_reaped = h.dead_readers_reaped.load(std::memory_order_relaxed);
+    s.writer_pid = h.writer_pid.load(std::memory_order_relaxed);
+    const ReaderSlotData* slots = reader_slots();
+    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i)
+        s.readers_online += slots[i].pid.load(std::memory_order_relaxed) != 0 &&
+                            slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
+    return s;
+}
+
 Mapping::~Mapping() {
     if (base_ != nullptr)
         ::munmap(base_, size_);

@@ -48,6 +48,8 @@ public:
     }
     ReaderSlotData* reader_slots() const noexcept { return region<ReaderSlotData>(header().readers_offset); }
     std::size_t size() const noexcept { return size_; }
+    // The header's counters and the number of online readers.
+    TableStats stats() const noexcept;
     void* base() const noexcept { return base_; }
 
 private:

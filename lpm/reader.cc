@@ -100,25 +100,7 @@ Result<ReaderSlot> TableView::register_reader() const {
                                       " reader slots of the route table are in use"};
 }
 
-TableStats TableView::stats() const noexcept {
-    const SegmentHeader& h = mapping_->header();
-    TableStats s;
-    s.generation = h.generation.load(std::memory_order_relaxed);
-    s.epoch = h.epoch.load(std::memory_order_relaxed);
-    s.routes = h.route_count.load(std::memory_order_relaxed);
-    s.nexthops = h.nexthop_count.load(std::memory_order_relaxed);
-    s.groups_used = h.groups_used.load(std::memory_order_relaxed);
-    s.leaves_used = h.leaves_used.load(std::memory_order_relaxed);
-    s.retired_pending = h.retired_pending.load(std::memory_order_relaxed);
-    s.reclaimed_total = h.reclaimed_total.load(std::memory_order_relaxed);
-    s.dead_readers_reaped = h.dead_readers_reaped.load(std::memory_order_relaxed);
-    s.writer_pid = h.writer_pid.load(std::memory_order_relaxed);
-    const ReaderSlotData* slots = mapping_->reader_slots();
-    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i)
-        s.readers_online += slots[i].pid.load(std::memory_order_relaxed) != 0 &&
-                            slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
-    return s;
-}
+TableStats TableView::stats() const noexcept { return mapping_->stats(); }
 
 Capacity TableView::capacity() const noexcept { return mapping_->header().capacity; }
 

@@ -470,24 +470,7 @@ Status TableWriter::Impl::recover() {
     return commit();
 }
 
-TableStats TableWriter::Impl::stats() const noexcept {
-    TableStats s;
-    s.generation = header_.generation.load(std::memory_order_relaxed);
-    s.epoch = header_.epoch.load(std::memory_order_relaxed);
-    s.routes = header_.route_count.load(std::memory_order_relaxed);
-    s.nexthops = header_.nexthop_count.load(std::memory_order_relaxed);
-    s.groups_used = header_.groups_used.load(std::memory_order_relaxed);
-    s.leaves_used = header_.leaves_used.load(std::memory_order_relaxed);
-    s.retired_pending = header_.retired_pending.load(std::memory_order_relaxed);
-    s.reclaimed_total = header_.reclaimed_total.load(std::memory_order_relaxed);
-    s.dead_readers_reaped = header_.dead_readers_reaped.load(std::memory_order_relaxed);
-    s.writer_pid = header_.writer_pid.load(std::memory_order_relaxed);
-    const ReaderSlotData* slots = mapping_->reader_slots();
-    for (std::uint32_t i = 0; i < header_.capacity.reader_slots; ++i)
-        s.readers_online += slots[i].pid.load(std::memory_order_relaxed) != 0 &&
-                            slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
-    return s;
-}
+TableStats TableWriter::Impl::stats() const noexcept { return mapping_->stats(); }
 
 std::size_t TableWriter::Impl::resident_bytes() const {
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
