@@ -22,11 +22,11 @@
 // table stays cache-resident where DIR-24-8's 64 MiB tbl24 does not, and a
 // /8 rewrites 1,024 directory entries, not 65,536.
 //
-// Concurrency: one writer, wait-free readers. A leaf array is immutable once
-// reachable: the writer builds a new one and publishes it with one 64-bit
-// store of the directory entry, which carries the fallback with it. Group
-// entries are single 32-bit stores, each a valid answer on its own, as in
-// rte_lpm. Unreachable arrays and groups are reused only after every
+// Concurrency: one writer, wait-free readers. Leaf arrays and groups are
+// immutable while reachable: the writer builds new ones (copy-on-write) and
+// switches a slot with one 64-bit store of its directory entry, which carries
+// the fallback with it, so a reader sees each slot wholly as it was before or
+// after a commit. Unreachable arrays and groups are reused only after every
 // registered reader has passed a quiescent state (QSBR).
 #pragma once
 

@@ -100,8 +100,10 @@ Result<Geometry> Geometry::of(const Capacity& c) {
     // two-word header; the slack absorbs copy-on-write garbage awaiting its
     // grace period. Untouched capacity is never backed by memory (the segment
     // is sparse). Group 0 is reserved, and so are the first leaves (layout.h).
-    g.group_capacity = c.max_groups + 1;
-    g.leaf_capacity = 4 * c.max_routes + 4 * kDirEntries;
+    // Groups: twice the limit, so that a restarted writer can rebuild a full
+    // table beside the published one (copy-on-write at the scale of the table).
+    g.group_capacity = 2 * c.max_groups + 1;
+    g.leaf_capacity = 6 * c.max_routes + 4 * kDirEntries;
     g.nh_record_capacity = 2 * c.max_nexthops + 2;   // each id can have a record retiring while a new one is live
     g.readers_offset = kPage;
     g.readers_bytes = align_up(std::uint64_t{c.reader_slots} * sizeof(ReaderSlotData), kPage);

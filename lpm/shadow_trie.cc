@@ -49,14 +49,51 @@ ShadowTrie::Slot& ShadowTrie::slot_for(std::uint32_t dir_slot) {
     return slots_[slot_of_[dir_slot]];
 }
 
+std::optional<std::uint32_t> ShadowTrie::new_group() {
+    auto group = group_pool_.alloc(1);
+    if (!group)
+        return std::nullopt;
+    if (groups_.size() <= *group)
+        groups_.resize(std::max<std::size_t>(*group + 1, groups_.size() * 2));
+    return group;
+}
+
+Status ShadowTrie::make_writable(std::uint32_t dir_slot, const std::vector<unsigned>& positions) {
+    Slot& slot = slots_[slot_of_[dir_slot]];
+    std::vector<std::pair<unsigned, std::uint32_t>> drafts;
+    for (unsigned pos : positions) {
+        if (!groups_[slot.group[pos]].published)
+            continue;
+        auto draft = new_group();
+        if (!draft) {
+            for (const auto& [unused, group] : drafts)
+                group_pool_.free(group, 1);   // never reachable: free at once
+            return Error{Errc::kCapacity, "tbl8 groups are exhausted (every /24 holding longer prefixes needs one, "
+                                          "and a changed one needs a copy until readers move on)"};
+        }
+        drafts.emplace_back(pos, *draft);
+    }
+    for (const auto& [pos, draft] : drafts) {
+        const std::uint32_t old = slot.group[pos];
+        groups_[draft] = groups_[old];
+        groups_[draft].published = false;
+        std::copy_n(group_entries(old), kGroupEntries, group_entries(draft));
+        slot.group[pos] = draft;
+        slot_garbage_[dir_slot].push_back({PoolKind::kGroups, old, 1});
+    }
+    if (!drafts.empty()) {
+        slot.leaves_dirty = true;
+        mark_dirty(dir_slot);
+    }
+    return ok();
+}
+
 void ShadowTrie::set_group_entry(std::uint32_t group, unsigned i, std::uint32_t packed) {
     Group& g = groups_[group];
-    const bool was_own = g.depth[i] > 24;
-    const bool is_own = length_of(packed) > 24;
-    g.own += is_own;
-    g.own -= was_own;
+    g.own += length_of(packed) > 24;
+    g.own -= g.depth[i] > 24;
     g.depth[i] = static_cast<std::uint8_t>(length_of(packed));
-    std::atomic_ref<NextHopId>(group_entries(group)[i]).store(nexthop_of(packed), std::memory_order_release);
+    group_entries(group)[i] = nexthop_of(packed);   // a draft: no reader can see it yet
 }
 
 void ShadowTrie::push_to_group(std::uint32_t group, std::uint32_t packed) {
@@ -78,26 +115,37 @@ void ShadowTrie::update_fallback(Ipv4Addr addr, unsigned len, std::uint32_t pack
 }
 
 template <class Pred>
-void ShadowTrie::update_slot(std::uint32_t dir_slot, unsigned lo, unsigned count, std::uint32_t packed, Pred pred) {
+Status ShadowTrie::update_slot(std::uint32_t dir_slot, unsigned lo, unsigned count, std::uint32_t packed,
+                               Pred pred) {
     Slot& slot = slots_[slot_of_[dir_slot]];
+    std::vector<unsigned> changing_groups;
+    for (unsigned pos = lo; pos < lo + count; ++pos)
+        if (pred(length_of(slot.entry[pos])) && slot.entry[pos] != packed && slot.group[pos] != 0)
+            changing_groups.push_back(pos);
+    if (auto s = make_writable(dir_slot, changing_groups); !s)
+        return s;
     for (unsigned pos = lo; pos < lo + count; ++pos) {
         if (!pred(length_of(slot.entry[pos])) || slot.entry[pos] == packed)
             continue;
         slot.entry[pos] = packed;
-        if (slot.group[pos] != 0) {
+        if (slot.group[pos] != 0)
             push_to_group(slot.group[pos], packed);
-        } else {
-            slot.leaves_dirty = true;
-            mark_dirty(dir_slot);
-        }
+        slot.leaves_dirty = true;
+        mark_dirty(dir_slot);
     }
+    return ok();
 }
 
 template <class Pred>
-void ShadowTrie::update_group(std::uint32_t group, unsigned lo, unsigned count, std::uint32_t packed, Pred pred) {
+Status ShadowTrie::update_group(std::uint32_t dir_slot, unsigned pos, unsigned lo, unsigned count,
+                                std::uint32_t packed, Pred pred) {
+    if (auto s = make_writable(dir_slot, {pos}); !s)
+        return s;
+    const std::uint32_t group = slots_[slot_of_[dir_slot]].group[pos];
     for (unsigned i = lo; i < lo + count; ++i)
         if (pred(groups_[group].depth[i]))
             set_group_entry(group, i, packed);
+    return ok();
 }
 
 Status ShadowTrie::insert(Ipv4Addr addr, unsigned len, NextHopId nexthop) {
@@ -109,20 +157,20 @@ Status ShadowTrie::insert(Ipv4Addr addr, unsigned len, NextHopId nexthop) {
     const std::uint32_t dir_slot = addr >> kDirShift;
     const unsigned pos = position_of(addr);
     if (len <= 24) {
+        const bool fresh = slot_of_[dir_slot] == 0;
         slot_for(dir_slot);
-        update_slot(dir_slot, pos, 1u << (24 - len), packed, NoLongerThan{len});
-        return ok();
+        auto s = update_slot(dir_slot, pos, 1u << (24 - len), packed, NoLongerThan{len});
+        if (!s && fresh)
+            release_slot_if_empty(dir_slot);
+        return s;
     }
     const bool has_group = slot_of_[dir_slot] != 0 && slots_[slot_of_[dir_slot]].group[pos] != 0;
     if (!has_group) {
-        auto group = group_pool_.alloc(1);
+        auto group = new_group();
         if (!group)
             return Error{Errc::kCapacity, "tbl8 groups are exhausted (every /24 holding longer prefixes needs one)"};
         Slot& slot = slot_for(dir_slot);
-        if (groups_.size() <= *group)
-            groups_.resize(std::max<std::size_t>(*group + 1, groups_.size() * 2));
-        // A fresh group starts as 256 copies of its /24's entry. It is not
-        // reachable until publish() stores the slot, so plain stores do.
+        // A fresh group starts as 256 copies of its /24's entry.
         groups_[*group] = Group{};
         std::fill_n(groups_[*group].depth.begin(), kGroupEntries, static_cast<std::uint8_t>(length_of(slot.entry[pos])));
         std::fill_n(group_entries(*group), kGroupEntries, nexthop_of(slot.entry[pos]));
@@ -131,29 +179,29 @@ Status ShadowTrie::insert(Ipv4Addr addr, unsigned len, NextHopId nexthop) {
         slot.leaves_dirty = true;
         mark_dirty(dir_slot);
     }
-    const std::uint32_t group = slots_[slot_of_[dir_slot]].group[pos];
-    update_group(group, addr & 0xff, 1u << (32 - len), packed, NoLongerThan{len});
-    return ok();
+    return update_group(dir_slot, pos, addr & 0xff, 1u << (32 - len), packed, NoLongerThan{len});
 }
 
-void ShadowTrie::remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsigned replacement_len) {
+Status ShadowTrie::remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsigned replacement_len) {
     const std::uint32_t packed = replacement_len == 0 && replacement == kNoRoute ? 0 : pack(replacement, replacement_len);
     if (len <= kDirBits) {
         update_fallback(addr, len, packed, ExactlyOf{len});
-        return;
+        return ok();
     }
     const std::uint32_t dir_slot = addr >> kDirShift;
     if (slot_of_[dir_slot] == 0)
-        return;
+        return ok();
     const unsigned pos = position_of(addr);
     if (len <= 24) {
-        update_slot(dir_slot, pos, 1u << (24 - len), packed, ExactlyOf{len});
+        if (auto s = update_slot(dir_slot, pos, 1u << (24 - len), packed, ExactlyOf{len}); !s)
+            return s;
     } else {
+        if (slots_[slot_of_[dir_slot]].group[pos] == 0)
+            return ok();
+        if (auto s = update_group(dir_slot, pos, addr & 0xff, 1u << (32 - len), packed, ExactlyOf{len}); !s)
+            return s;
         Slot& slot = slots_[slot_of_[dir_slot]];
         const std::uint32_t group = slot.group[pos];
-        if (group == 0)
-            return;
-        update_group(group, addr & 0xff, 1u << (32 - len), packed, ExactlyOf{len});
         if (groups_[group].own == 0) {
             slot.group[pos] = 0;
             --slot.groups;
@@ -163,6 +211,7 @@ void ShadowTrie::remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsi
         }
     }
     release_slot_if_empty(dir_slot);
+    return ok();
 }
 
 void ShadowTrie::release_slot_if_empty(std::uint32_t dir_slot) {
@@ -228,6 +277,9 @@ Status ShadowTrie::publish(std::vector<Retired>& retired) {
                 return Error{Errc::kCapacity, "route table leaf memory is exhausted"};
             }
             base = slot.leaf_base;
+            for (std::uint32_t group : slot.group)
+                if (group != 0)
+                    groups_[group].published = true;
         }
         // Release: the leaf array it names was written first.
         arrays_.dir[dir_slot].store(dir_entry(base, nexthop_of(fallback_[dir_slot])), std::memory_order_release);

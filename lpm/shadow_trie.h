@@ -10,16 +10,19 @@
 //
 // Insert overwrites entries no longer than the new prefix; delete rewrites
 // entries of exactly the deleted length with the covering prefix the caller
-// found. Group entries are written in place (one 32-bit store each, every
-// intermediate state a valid answer); everything else is published by
-// publish(): a changed slot gets a new leaf array and one 16-byte directory
-// store, and what it no longer reaches is retired.
+// found. Nothing reachable by readers is ever written: a published group
+// about to change is first copied to a draft (copy-on-write, once per
+// commit), and publish() gives each changed slot a new leaf array and
+// switches the slot with one 64-bit directory store. A reader therefore sees
+// each slot wholly before or wholly after a commit. What a slot no longer
+// reaches is retired.
 #pragma once
 
 #include <array>
 #include <cstring>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -39,11 +42,12 @@ class ShadowTrie {
 public:
     ShadowTrie(TrieArrays arrays, ArrayPool& leaf_pool, ArrayPool& group_pool);
 
-    // kCapacity, and nothing changed, when a tbl8 group is needed and none is free.
+    // Both fail with kCapacity, having changed nothing, when a tbl8 group
+    // (new, or a draft copy of a published one) cannot be allocated.
     Status insert(Ipv4Addr addr, unsigned len, NextHopId nexthop);
     // `replacement`/`replacement_len`: the longest remaining prefix covering
     // the deleted one, limited to lengths > 18 when len > 18 (0/0: none).
-    void remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsigned replacement_len);
+    Status remove(Ipv4Addr addr, unsigned len, NextHopId replacement, unsigned replacement_len);
 
     // Stores every changed directory slot. Arrays that published slots no
     // longer reach are appended to `retired`. kCapacity if the leaf pool is
@@ -74,7 +78,8 @@ private:
     };
     struct Group {
         std::array<std::uint8_t, kGroupEntries> depth{};
-        std::uint32_t own = 0;   // entries longer than /24
+        std::uint32_t own = 0;      // entries longer than /24
+        bool published = false;     // reachable by readers: copy before writing
     };
 
     void mark_dirty(std::uint32_t slot);
@@ -82,14 +87,19 @@ private:
     NextHopId* group_entries(std::uint32_t group) const noexcept {
         return arrays_.groups + std::size_t{group} * kGroupEntries;
     }
+    std::optional<std::uint32_t> new_group();
+    // Replaces the published groups at the given positions of `dir_slot` by
+    // writable drafts, all or none.
+    Status make_writable(std::uint32_t dir_slot, const std::vector<unsigned>& positions);
     void set_group_entry(std::uint32_t group, unsigned i, std::uint32_t packed);
     void push_to_group(std::uint32_t group, std::uint32_t packed);
     template <class Pred>
     void update_fallback(Ipv4Addr addr, unsigned len, std::uint32_t packed, Pred pred);
     template <class Pred>
-    void update_slot(std::uint32_t dir_slot, unsigned lo, unsigned count, std::uint32_t packed, Pred pred);
+    Status update_slot(std::uint32_t dir_slot, unsigned lo, unsigned count, std::uint32_t packed, Pred pred);
     template <class Pred>
-    void update_group(std::uint32_t group, unsigned lo, unsigned count, std::uint32_t packed, Pred pred);
+    Status update_group(std::uint32_t dir_slot, unsigned pos, unsigned lo, unsigned count, std::uint32_t packed,
+                        Pred pred);
     void release_slot_if_empty(std::uint32_t dir_slot);
     bool compile(Slot& slot, std::vector<Retired>& retired);
 

@@ -57,7 +57,7 @@ struct Capacity {
     std::uint32_t max_routes = 1u << 20;     // IPv4 prefixes
     std::uint32_t max_nexthops = 1u << 16;   // ids 1..max_nexthops
     std::uint32_t reader_slots = 64;         // concurrent reader threads (lcores, CLI)
-    std::uint32_t max_groups = 1u << 17;     // /24s that hold prefixes longer than /24 (1 KiB each)
+    std::uint32_t max_groups = 1u << 17;     // /24s holding longer prefixes (1 KiB each; twice reserved for copy-on-write)
     friend bool operator==(const Capacity&, const Capacity&) = default;
 };
 

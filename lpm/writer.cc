@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <thread>
 #include <unordered_map>
@@ -84,6 +85,17 @@ private:
     void advance_and_reclaim();
     // Waits (bounded) for readers to release retired memory; false on timeout.
     bool wait_for_readers();
+    // Runs `op` (which changes nothing when it fails); if a pool was
+    // exhausted, reclaims what readers have released and runs it once more.
+    template <class Op>
+    Status with_reclaim(Op&& op) {
+        Status s = op();
+        if (!s && s.error().code == Errc::kCapacity && wait_for_readers())
+            s = op();
+        if (!s && s.error().code == Errc::kCapacity)
+            return Error{Errc::kCapacity, s.error().message + " (" + laggard_text() + ")"};
+        return s;
+    }
     std::string laggard_text() const;
     void publish_stats();
 
@@ -98,6 +110,7 @@ private:
     ShadowTrie trie_;
     Reclaimer reclaimer_;
     std::unordered_map<std::uint64_t, RouteEntry> routes_;
+    std::array<std::uint32_t, 33> routes_per_length_{};
     std::vector<std::uint32_t> free_route_records_;
     std::uint32_t route_records_tail_ = 0;
     std::vector<std::uint32_t> refcount_;
@@ -120,9 +133,14 @@ Result<std::uint32_t> TableWriter::Impl::alloc_record() {
 }
 
 Result<NextHopId> TableWriter::Impl::nexthop_add(const NextHop& nh) {
-    if (free_ids_.empty() && next_id_ > header_.capacity.max_nexthops)
+    const auto ids_exhausted = [this] { return free_ids_.empty() && next_id_ > header_.capacity.max_nexthops; };
+    // Deleted ids come back after a grace period: wait for it before failing.
+    if (ids_exhausted() && nexthop_count_ < header_.capacity.max_nexthops)
+        wait_for_readers();
+    if (ids_exhausted())
         return Error{Errc::kCapacity, "next-hop table is full (" +
-                                          std::to_string(header_.capacity.max_nexthops) + " next hops)"};
+                                          std::to_string(header_.capacity.max_nexthops) + " next hops)" +
+                                          (nexthop_count_ < header_.capacity.max_nexthops ? "; " + laggard_text() : "")};
     auto record = alloc_record();
     if (!record)
         return std::move(record).error();
@@ -229,7 +247,7 @@ Status TableWriter::Impl::route_add(const Prefix4& prefix, NextHopId nh) {
         return Error{Errc::kCapacity, "route table is full (" + std::to_string(header_.capacity.max_routes) +
                                           " routes); " + prefix.str() + " not added"};
     // The trie first: it is the only step that can still fail.
-    if (auto s = trie_.insert(prefix.addr, prefix.len, nh); !s)
+    if (auto s = with_reclaim([&] { return trie_.insert(prefix.addr, prefix.len, nh); }); !s)
         return Error{s.error().code, s.error().message + "; " + prefix.str() + " not added"};
     if (it != routes_.end()) {
         --refcount_[it->second.nexthop];
@@ -246,6 +264,7 @@ Status TableWriter::Impl::route_add(const Prefix4& prefix, NextHopId nh) {
         }
         route_records_[record].store(route_record::pack(prefix.addr, prefix.len, nh), std::memory_order_relaxed);
         routes_.emplace(key, RouteEntry{nh, record});
+        ++routes_per_length_[prefix.len];
     }
     ++refcount_[nh];
     return ok();
@@ -255,18 +274,15 @@ Status TableWriter::Impl::route_del(const Prefix4& prefix) {
     auto it = routes_.find(route_key(prefix));
     if (it == routes_.end())
         return Error{Errc::kNotFound, "no route " + prefix.str()};
-    const RouteEntry entry = it->second;
-    routes_.erase(it);
-    route_records_[entry.record].store(0, std::memory_order_relaxed);
-    free_route_records_.push_back(entry.record);
-    --refcount_[entry.nexthop];
 
     // The covering prefix that takes over; inside a subtree only lengths
-    // above /18 count, the directory default covers the rest.
+    // above /18 count, the directory fallback covers the rest.
     const unsigned floor = prefix.len > kDirBits ? kDirBits + 1 : 0;
     NextHopId replacement = kNoRoute;
     unsigned replacement_len = 0;
     for (int len = static_cast<int>(prefix.len) - 1; len >= static_cast<int>(floor); --len) {
+        if (routes_per_length_[static_cast<unsigned>(len)] == 0)
+            continue;   // real tables use a handful of lengths: skip the probes
         const Prefix4 cover{prefix.addr & prefix_mask(static_cast<unsigned>(len)), static_cast<std::uint8_t>(len)};
         if (auto found = routes_.find(route_key(cover)); found != routes_.end()) {
             replacement = found->second.nexthop;
@@ -274,7 +290,15 @@ Status TableWriter::Impl::route_del(const Prefix4& prefix) {
             break;
         }
     }
-    trie_.remove(prefix.addr, prefix.len, replacement, replacement_len);
+    // The trie first: it is the only step that can fail.
+    if (auto s = with_reclaim([&] { return trie_.remove(prefix.addr, prefix.len, replacement, replacement_len); }); !s)
+        return Error{s.error().code, s.error().message + "; " + prefix.str() + " not deleted"};
+    const RouteEntry entry = it->second;
+    routes_.erase(it);
+    --routes_per_length_[prefix.len];
+    route_records_[entry.record].store(0, std::memory_order_relaxed);
+    free_route_records_.push_back(entry.record);
+    --refcount_[entry.nexthop];
     return ok();
 }
 
@@ -416,32 +440,9 @@ Status TableWriter::Impl::recover() {
         if (!record_live[r])
             reclaimer_.retire({PoolKind::kNextHopRecords, r, 1});
 
-    // Routes: valid records whose next hop exists; anything else is cleared.
-    for (std::uint32_t i = 0; i < header_.capacity.max_routes; ++i) {
-        const std::uint64_t rec = route_records_[i].load(std::memory_order_relaxed);
-        if (!route_record::valid(rec)) {
-            if (rec != 0)
-                route_records_[i].store(0, std::memory_order_relaxed);
-            continue;
-        }
-        const Prefix4 prefix{route_record::addr(rec), static_cast<std::uint8_t>(route_record::len(rec))};
-        const NextHopId nh = route_record::nexthop(rec);
-        const bool sane = prefix.len <= 32 && (prefix.addr & ~prefix_mask(prefix.len)) == 0 && nexthop_exists(nh);
-        if (!sane || !routes_.emplace(route_key(prefix), RouteEntry{nh, i}).second) {
-            route_records_[i].store(0, std::memory_order_relaxed);
-            continue;
-        }
-        if (auto s = trie_.insert(prefix.addr, prefix.len, nh); !s)
-            return s;   // cannot happen with the capacity the table was built with
-        ++refcount_[nh];
-        route_records_tail_ = i + 1;
-    }
-    for (std::uint32_t i = 0; i < route_records_tail_; ++i)
-        if (!route_record::valid(route_records_[i].load(std::memory_order_relaxed)))
-            free_route_records_.push_back(i);
-
-    // Trie arrays: what the published directory reaches is live until its
-    // slot is republished; every gap between live arrays is retired.
+    // Trie arrays first, before the shadow allocates anything: what the
+    // published directory reaches is live until its slot is republished;
+    // every gap between live arrays is retired.
     std::vector<std::vector<Retired>> per_slot(kDirEntries);
     std::vector<Retired> group_live, leaf_live;
     auto status = ShadowTrie::trace(arrays_, header_.leaf_capacity, header_.group_capacity,
@@ -463,6 +464,31 @@ Status TableWriter::Impl::recover() {
     };
     retire_gaps(group_live, group_pool_, PoolKind::kGroups);
     retire_gaps(leaf_live, leaf_pool_, PoolKind::kLeaves);
+    // Routes: valid records whose next hop exists; anything else is cleared.
+    for (std::uint32_t i = 0; i < header_.capacity.max_routes; ++i) {
+        const std::uint64_t rec = route_records_[i].load(std::memory_order_relaxed);
+        if (!route_record::valid(rec)) {
+            if (rec != 0)
+                route_records_[i].store(0, std::memory_order_relaxed);
+            continue;
+        }
+        const Prefix4 prefix{route_record::addr(rec), static_cast<std::uint8_t>(route_record::len(rec))};
+        const NextHopId nh = route_record::nexthop(rec);
+        const bool sane = prefix.len <= 32 && (prefix.addr & ~prefix_mask(prefix.len)) == 0 && nexthop_exists(nh);
+        if (!sane || !routes_.emplace(route_key(prefix), RouteEntry{nh, i}).second) {
+            route_records_[i].store(0, std::memory_order_relaxed);
+            continue;
+        }
+        ++routes_per_length_[prefix.len];
+        if (auto s = trie_.insert(prefix.addr, prefix.len, nh); !s)
+            return s;   // the pools hold two full tables (mapping.cc), so only a corrupt segment gets here
+        ++refcount_[nh];
+        route_records_tail_ = i + 1;
+    }
+    for (std::uint32_t i = 0; i < route_records_tail_; ++i)
+        if (!route_record::valid(route_records_[i].load(std::memory_order_relaxed)))
+            free_route_records_.push_back(i);
+
     for (std::uint32_t slot = 0; slot < kDirEntries; ++slot) {
         if (!per_slot[slot].empty() || arrays_.dir[slot].load(std::memory_order_relaxed) != 0)
             trie_.republish(slot, std::move(per_slot[slot]));

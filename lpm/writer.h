@@ -1,8 +1,8 @@
 // Write side of the route table: the only process that changes it (control).
 //
-// Changes are staged and become visible to readers at commit(), all of a
-// batch's affected subtrees rebuilt once. Next-hop changes are visible at
-// once (one record switch). A writer that restarts, also after kill -9,
+// Route changes are staged and become visible to readers at commit(), each
+// affected /18 slot rebuilt once per batch and switched in one store.
+// Next-hop changes are visible at once (one record switch). A writer that restarts, also after kill -9,
 // re-attaches to the existing segment: readers keep the table they had while
 // the writer rebuilds its private state from the segment, and reconcile()
 // then changes only the routes that differ from the desired set.
@@ -57,7 +57,9 @@ public:
 
     // Routes, staged until commit(). route_add replaces the next hop of an
     // existing prefix. kNotFound for an unknown next hop or (del) prefix;
-    // kCapacity when the route or trie pools are full. A failed call changes nothing.
+    // kCapacity when the route table or the trie's pools are full (after
+    // waiting up to reclaim_timeout for readers to release memory). A failed
+    // call changes nothing.
     Status route_add(const Prefix4& prefix, NextHopId nexthop);
     Status route_del(const Prefix4& prefix);
     Status commit();
