@@ -1,0 +1,544 @@
+// Differential test: the table against a naive reference (one hash map per
+// prefix length) under 100k random inserts interleaved with deletes, next-hop
+// changes and next-hop record updates, committed in random batches. After
+// every commit, random lookups go through TableView::lookup, lookup_bulk and
+// TableWriter::lookup and must all equal the reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "lpm/reader.h"
+#include "lpm/writer.h"
+#include "tests/lpm/test_util.h"
+
+namespace podfwd::lpm::test {
+namespace {
+
+constexpr std::size_t kInsertOps = 100'000;          // route_add of freshly drawn prefixes
+constexpr std::uint64_t kTotalLookups = 10'000'000;  // after commits, over the run
+constexpr std::size_t kNexthopPool = 1000;
+constexpr std::size_t kMaxBatch = 1000;
+constexpr std::size_t kMaxReported = 10;
+
+std::uint64_t key_of(const Prefix4& p) { return std::uint64_t{p.len} << 32 | p.addr; }
+Prefix4 prefix_of(std::uint64_t key) {
+    return Prefix4{static_cast<Ipv4Addr>(key), static_cast<std::uint8_t>(key >> 32)};
+}
+
+// Weighted toward /24 and /32 (what a pod network installs), every length
+// present; lengths up to /7 are rare because each one rewrites a large share
+// of the directory.
+constexpr std::array<double, 33> kLengthWeights = {
+    0.02, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05,   // /0../7
+    1.0, 0.3, 0.3, 0.3, 0.5, 0.3, 0.3, 0.3,           // /8../15
+    3.0, 1.0, 2.0, 2.0, 2.0, 1.5, 2.0, 1.5,           // /16../23
+    30.0, 3.0, 2.0, 2.0, 2.0, 1.5, 2.0, 1.5,          // /24../31
+    25.0,                                             // /32
+};
+
+// Prefixes present once the staged changes commit: O(1) insert, erase and
+// uniform pick.
+class LiveSet {
+public:
+    bool contains(const Prefix4& p) const { return index_.contains(key_of(p)); }
+    void insert(const Prefix4& p) {
+        if (index_.emplace(key_of(p), items_.size()).second)
+            items_.push_back(p);
+    }
+    void erase(const Prefix4& p) {
+        auto it = index_.find(key_of(p));
+        if (it == index_.end())
+            return;
+        const std::size_t i = it->second;
+        index_.erase(it);
+        if (i + 1 != items_.size()) {
+            items_[i] = items_.back();
+            index_[key_of(items_[i])] = i;
+        }
+        items_.pop_back();
+    }
+    const Prefix4& random(Rng& rng) const { return items_[rng.below(items_.size())]; }
+    std::size_t size() const { return items_.size(); }
+    bool empty() const { return items_.empty(); }
+
+private:
+    std::vector<Prefix4> items_;
+    std::unordered_map<std::uint64_t, std::size_t> index_;
+};
+
+class Differential : public ::testing::Test {
+protected:
+    void SetUp() override {
+        TableWriter::Options options;
+        options.capacity.reader_slots = 8;
+        auto w = TableWriter::open(guard_.name(), options);
+        ASSERT_TRUE(IsOk(w));
+        writer_.emplace(*std::move(w));
+        EXPECT_FALSE(writer_->recovered());
+        auto v = TableView::open(guard_.name());
+        ASSERT_TRUE(IsOk(v));
+        view_.emplace(*std::move(v));
+        auto s = view_->register_reader();
+        ASSERT_TRUE(IsOk(s));
+        slot_.emplace(*std::move(s));
+        slot_->offline();   // online only while this thread reads
+        for (auto& region : hot12_)
+            region = Prefix4{rng_.u32() & prefix_mask(12), 12};
+        for (auto& region : hot22_)
+            region = Prefix4{random_inside(rng_, rng_.pick(hot12_)) & prefix_mask(22), 22};
+    }
+
+    // -- generators
+
+    Ipv4Addr random_address() {
+        const auto r = rng_.below(100);
+        if (r < 5)
+            return random_inside(rng_, rng_.pick(hot22_));   // dense deep subtrees
+        if (r < 60)
+            return random_inside(rng_, rng_.pick(hot12_));   // overlapping prefixes
+        return rng_.u32();
+    }
+    Prefix4 random_prefix() {
+        const auto len = static_cast<unsigned>(length_dist_(rng_.engine()));
+        return Prefix4{random_address() & prefix_mask(len), static_cast<std::uint8_t>(len)};
+    }
+    // Unique records (node_ip from a bijective serial), so nexthop_ensure of a
+    // record has exactly one right answer.
+    NextHop fresh_record() {
+        NextHop nh;
+        nh.node_ip = static_cast<Ipv4Addr>(++record_serial_ * 0x9E3779B1u);
+        nh.vni = rng_.u32() & 0xffffff;
+        nh.port = static_cast<std::uint16_t>(rng_.below(4));
+        nh.mode = static_cast<ForwardMode>(rng_.below(5));
+        nh.flags = rng_.chance(0.8) ? NextHop::kMacResolved : 0;
+        for (auto& b : nh.mac)
+            b = static_cast<std::uint8_t>(rng_.below(256));
+        return nh;
+    }
+    NextHopId random_nexthop() { return rng_.pick(nh_pool_); }
+
+    // The next hop `p` has once the staged changes commit.
+    NextHopId pending_value(const Prefix4& p) const {
+        if (auto it = staged_.find(key_of(p)); it != staged_.end())
+            return it->second;
+        const NextHopId* v = committed_.get(p);
+        return v ? *v : kNoRoute;
+    }
+
+    // -- operations (each staged in the writer and in the reference)
+
+    void stage(const Prefix4& p, NextHopId nh) {
+        staged_[key_of(p)] = nh;
+        staged_list_.push_back(Route{p, nh});
+        if (nh == kNoRoute)
+            live_.erase(p);
+        else
+            live_.insert(p);
+    }
+    void op_insert() {
+        const Prefix4 p = random_prefix();
+        const NextHopId nh = random_nexthop();
+        ASSERT_TRUE(IsOk(writer_->route_add(p, nh))) << p.str();
+        stage(p, nh);
+        ++inserts_;
+    }
+    void op_delete() {
+        if (live_.empty())
+            return op_insert();
+        const Prefix4 p = live_.random(rng_);
+        ASSERT_TRUE(IsOk(writer_->route_del(p))) << p.str();
+        stage(p, kNoRoute);
+    }
+    void op_change() {
+        if (live_.empty())
+            return op_insert();
+        const Prefix4 p = live_.random(rng_);
+        const NextHopId old = pending_value(p);
+        NextHopId nh = random_nexthop();
+        while (nh == old)
+            nh = random_nexthop();
+        ASSERT_TRUE(IsOk(writer_->route_add(p, nh))) << p.str() << " -> " << nh;
+        stage(p, nh);
+    }
+    void op_nexthop_update() {
+        const NextHopId id = random_nexthop();
+        const NextHop rec = fresh_record();
+        ASSERT_TRUE(IsOk(writer_->nexthop_update(id, rec))) << id;
+        nh_records_[id] = rec;
+        // Record changes do not wait for commit().
+        EXPECT_EQ(writer_->nexthop(id), rec) << "writer, nexthop " << id;
+        slot_->online();
+        const NextHop* seen = view_->nexthop(id);
+        ASSERT_NE(seen, nullptr) << "reader, nexthop " << id;
+        EXPECT_EQ(*seen, rec) << "reader sees the old record of nexthop " << id;
+        slot_->quiescent();
+        slot_->offline();
+    }
+    void random_op() {
+        const auto r = rng_.below(100);
+        if (r < 55)
+            op_insert();
+        else if (r < 75)
+            op_delete();
+        else if (r < 90)
+            op_change();
+        else
+            op_nexthop_update();
+    }
+
+    void commit() {
+        const std::uint64_t gen_before = view_->stats().generation;
+        ASSERT_TRUE(IsOk(writer_->commit())) << "round " << round_;
+        for (const auto& [key, nh] : staged_) {
+            const Prefix4 p = prefix_of(key);
+            if (const NextHopId* old = committed_.get(p))
+                --refcount_[*old];
+            if (nh == kNoRoute) {
+                committed_.erase(p);
+            } else {
+                committed_.set(p, nh);
+                ++refcount_[nh];
+            }
+        }
+        const std::uint64_t gen_after = view_->stats().generation;
+        if (!staged_.empty()) {
+            EXPECT_GT(gen_after, gen_before) << "commit did not bump the generation";
+        }
+        EXPECT_GE(gen_after, gen_before);
+        staged_.clear();
+        staged_list_.clear();
+    }
+
+    // -- checks
+
+    NextHopId expected(Ipv4Addr a) const {
+        auto m = committed_.lookup(a);
+        return m ? m->second : kNoRoute;
+    }
+
+    std::string describe_mismatch(Ipv4Addr a, NextHopId want, NextHopId view, NextHopId bulk, NextHopId writer) const {
+        std::string covering;
+        for (const auto& [p, nh] : committed_.covering(a))
+            covering += " " + p.str() + "->" + std::to_string(nh);
+        return "round " + std::to_string(round_) + ", " + format_ipv4(a) + ": reference " + std::to_string(want) +
+               ", view.lookup " + std::to_string(view) + ", lookup_bulk " + std::to_string(bulk) +
+               ", writer.lookup " + std::to_string(writer) + "; committed prefixes covering it:" +
+               (covering.empty() ? " none" : covering);
+    }
+    void report_mismatch(Ipv4Addr a, NextHopId want, NextHopId view, NextHopId bulk, NextHopId writer) {
+        if (++mismatches_ <= kMaxReported)
+            ADD_FAILURE() << "mismatch after commit, " << describe_mismatch(a, want, view, bulk, writer);
+    }
+    // Kept apart and reported at the end: a staging bug must neither stop the
+    // run nor hide what commits do.
+    void report_staged_mismatch(Ipv4Addr a, NextHopId want, NextHopId view, NextHopId writer) {
+        if (++staged_mismatches_ <= kMaxReported)
+            staged_reports_ += "\n  " + describe_mismatch(a, want, view, view, writer);
+    }
+
+    // n lookups, half uniform, half inside live prefixes, through all three paths.
+    void check_lookups(std::size_t n) {
+        addrs_.resize(n);
+        bulk_.assign(n, ~NextHopId{0});
+        for (std::size_t i = 0; i < n; ++i)
+            addrs_[i] = (i % 2 == 0 || live_.empty()) ? rng_.u32() : random_inside(rng_, live_.random(rng_));
+        slot_->online();
+        // Random chunk sizes exercise lookup_bulk's groups of 8 and its tail.
+        for (std::size_t i = 0; i < n;) {
+            const std::size_t k = std::min<std::size_t>(n - i, rng_.between(1, 64));
+            view_->lookup_bulk(addrs_.data() + i, bulk_.data() + i, k);
+            i += k;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const Ipv4Addr a = addrs_[i];
+            const NextHopId want = expected(a);
+            const NextHopId v = view_->lookup(a);
+            const NextHopId w = writer_->lookup(a);
+            if (v != want || bulk_[i] != want || w != want)
+                report_mismatch(a, want, v, bulk_[i], w);
+        }
+        slot_->quiescent();
+        slot_->offline();
+        lookups_ += n;
+    }
+
+    // What the table answers once the staged changes commit.
+    NextHopId pending_expected(Ipv4Addr a) const {
+        for (int len = 32; len >= 0; --len) {
+            const Prefix4 p{a & prefix_mask(static_cast<unsigned>(len)), static_cast<std::uint8_t>(len)};
+            if (auto it = staged_.find(key_of(p)); it != staged_.end()) {
+                if (it->second != kNoRoute)
+                    return it->second;
+            } else if (const NextHopId* v = committed_.get(p)) {
+                return *v;
+            }
+        }
+        return kNoRoute;
+    }
+
+    // The staging contract (lpm/README.md, "Invariants"): route changes are
+    // invisible until commit(); the table answers exactly as last committed.
+    void check_staged_invisible() {
+        slot_->online();
+        for (std::size_t i = 0; i < 1000; ++i) {
+            const Ipv4Addr a = (i % 2 == 0 && !staged_list_.empty())
+                                   ? random_inside(rng_, rng_.pick(staged_list_).prefix)
+                                   : random_address();
+            const NextHopId want = expected(a);
+            const NextHopId v = view_->lookup(a);
+            const NextHopId w = writer_->lookup(a);
+            if (v != want || w != want)
+                report_staged_mismatch(a, want, v, w);
+        }
+        slot_->quiescent();
+        slot_->offline();
+    }
+
+    void check_nexthops() {
+        slot_->online();
+        for (NextHopId id : nh_pool_) {
+            const NextHop& rec = nh_records_.at(id);
+            EXPECT_EQ(writer_->nexthop(id), rec) << "writer record " << id;
+            const NextHop* seen = view_->nexthop(id);
+            EXPECT_TRUE(seen && *seen == rec) << "reader record " << id;
+            EXPECT_EQ(writer_->nexthop_refcount(id), refcount_[id]) << "refcount of " << id;
+        }
+        slot_->quiescent();
+        slot_->offline();
+    }
+
+    void check_counts() {
+        const TableStats ws = writer_->stats();
+        const TableStats vs = view_->stats();
+        EXPECT_EQ(writer_->route_count(), committed_.size());
+        EXPECT_EQ(ws.routes, committed_.size());
+        EXPECT_EQ(vs.routes, committed_.size());
+        EXPECT_EQ(ws.nexthops, nh_pool_.size());
+        EXPECT_EQ(vs.nexthops, nh_pool_.size());
+    }
+
+    // Between rounds: delete unreferenced next hops (refused while referenced),
+    // refill the pool with nexthop_add and nexthop_ensure.
+    void maintain_nexthops() {
+        for (int i = 0; i < 5; ++i) {
+            const std::size_t at = rng_.below(nh_pool_.size());
+            const NextHopId id = nh_pool_[at];
+            if (refcount_[id] > 0) {
+                EXPECT_TRUE(HasErrc(writer_->nexthop_del(id), Errc::kInUse)) << "nexthop " << id;
+                continue;
+            }
+            ASSERT_TRUE(IsOk(writer_->nexthop_del(id))) << "unreferenced nexthop " << id;
+            nh_pool_[at] = nh_pool_.back();
+            nh_pool_.pop_back();
+            nh_records_.erase(id);
+            EXPECT_EQ(writer_->nexthop(id), std::nullopt) << "deleted nexthop " << id;
+            slot_->online();
+            EXPECT_EQ(view_->nexthop(id), nullptr) << "deleted nexthop " << id;
+            slot_->quiescent();
+            slot_->offline();
+        }
+        const NextHopId existing = random_nexthop();
+        auto same = writer_->nexthop_ensure(nh_records_.at(existing));
+        ASSERT_TRUE(IsOk(same));
+        EXPECT_EQ(*same, existing) << "nexthop_ensure of an existing record";
+        ASSERT_NO_FATAL_FAILURE(fill_nexthop_pool());
+    }
+
+    void fill_nexthop_pool() {
+        while (nh_pool_.size() < kNexthopPool) {
+            const NextHop rec = fresh_record();
+            auto id = rng_.chance(0.5) ? writer_->nexthop_add(rec) : writer_->nexthop_ensure(rec);
+            ASSERT_TRUE(IsOk(id));
+            ASSERT_NE(*id, kNoRoute);
+            ASSERT_FALSE(nh_records_.contains(*id)) << "id " << *id << " handed out twice";
+            nh_pool_.push_back(*id);
+            nh_records_[*id] = rec;
+            refcount_[*id] = 0;
+        }
+    }
+
+    void check_routes_equal_reference() {
+        std::vector<Route> want;
+        committed_.for_each([&](const Prefix4& p, NextHopId nh) { want.push_back(Route{p, nh}); });
+        const auto got = sorted_routes(writer_->routes());
+        want = sorted_routes(std::move(want));
+        ASSERT_EQ(got.size(), want.size());
+        std::size_t diffs = 0;
+        for (std::size_t i = 0; i < got.size(); ++i)
+            if (!(got[i] == want[i]) && ++diffs <= kMaxReported)
+                ADD_FAILURE() << "routes()[" << i << "] = " << got[i].prefix.str() << "->" << got[i].nexthop
+                              << ", reference " << want[i].prefix.str() << "->" << want[i].nexthop;
+        EXPECT_EQ(diffs, 0u);
+        for (int i = 0; i < 1000 && !live_.empty(); ++i) {
+            const Prefix4 p = live_.random(rng_);
+            EXPECT_EQ(writer_->route_get(p), *committed_.get(p)) << p.str();
+            const Prefix4 q = random_prefix();
+            const NextHopId* v = committed_.get(q);
+            EXPECT_EQ(writer_->route_get(q), v ? std::optional(*v) : std::nullopt) << q.str();
+        }
+    }
+
+    SegmentGuard guard_;
+    std::optional<TableWriter> writer_;
+    std::optional<TableView> view_;
+    std::optional<ReaderSlot> slot_;
+
+    Rng rng_{test_seed()};
+    std::discrete_distribution<int> length_dist_{kLengthWeights.begin(), kLengthWeights.end()};
+    std::array<Prefix4, 16> hot12_{};
+    std::array<Prefix4, 64> hot22_{};
+    std::uint32_t record_serial_ = 0;
+
+    // Reference: committed routes, staged overlay, next hops.
+    NaiveLpm<NextHopId> committed_;
+    std::unordered_map<std::uint64_t, NextHopId> staged_;   // kNoRoute: delete
+    std::vector<Route> staged_list_;   // every staged change of the round, in order (kNoRoute: delete)
+    LiveSet live_;
+    std::vector<NextHopId> nh_pool_;
+    std::unordered_map<NextHopId, NextHop> nh_records_;
+    std::unordered_map<NextHopId, std::uint32_t> refcount_;
+
+    std::vector<Ipv4Addr> addrs_;
+    std::vector<NextHopId> bulk_;
+    std::size_t inserts_ = 0, round_ = 0, mismatches_ = 0, staged_mismatches_ = 0;
+    std::string staged_reports_;
+    std::uint64_t lookups_ = 0;
+};
+
+TEST_F(Differential, RandomChurnMatchesNaiveReference) {
+    const auto start = Clock::now();
+    ASSERT_NO_FATAL_FAILURE(fill_nexthop_pool());
+    std::size_t ops = 0;
+    while (inserts_ < kInsertOps) {
+        ++round_;
+        const std::size_t batch = rng_.log_uniform(1, kMaxBatch);
+        for (std::size_t i = 0; i < batch && inserts_ < kInsertOps; ++i, ++ops)
+            ASSERT_NO_FATAL_FAILURE(random_op()) << "round " << round_;
+        if (round_ % 8 == 0)
+            check_staged_invisible();
+        ASSERT_NO_FATAL_FAILURE(commit());
+        // Spread the lookup budget over the run in proportion to progress.
+        const std::uint64_t target = kTotalLookups * inserts_ / kInsertOps;
+        check_lookups(std::max<std::uint64_t>(256, target > lookups_ ? target - lookups_ : 0));
+        check_nexthops();
+        check_counts();
+        ASSERT_NO_FATAL_FAILURE(maintain_nexthops());
+        if (HasFailure())
+            break;   // the first failing round says it all; don't drown it
+    }
+    ASSERT_NO_FATAL_FAILURE(commit());
+    check_routes_equal_reference();
+    EXPECT_EQ(mismatches_, 0u) << "lookup mismatches after commit (first " << kMaxReported << " reported above)";
+    EXPECT_EQ(staged_mismatches_, 0u) << "staged changes visible before commit; the first ones:"
+                                      << staged_reports_;
+    if (!HasFailure()) {
+        EXPECT_GE(lookups_, kTotalLookups);
+    }
+
+    const TableStats s = writer_->stats();
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    std::cout << "[   INFO   ] " << round_ << " commits, " << ops << " ops, " << committed_.size()
+              << " routes, " << lookups_ << " checked lookups (x3 paths), " << secs << " s; generation "
+              << s.generation << ", retired pending " << s.retired_pending << ", reclaimed " << s.reclaimed_total
+              << std::endl;
+}
+
+// The staging contract in its smallest form (lpm/README.md, "Invariants").
+class Staging : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto w = TableWriter::open(guard_.name());
+        ASSERT_TRUE(IsOk(w));
+        w_.emplace(*std::move(w));
+        auto v = TableView::open(guard_.name());
+        ASSERT_TRUE(IsOk(v));
+        v_.emplace(*std::move(v));
+        for (std::uint32_t i = 0; i < nh_.size(); ++i) {
+            NextHop rec;
+            rec.node_ip = i + 1;
+            auto id = w_->nexthop_add(rec);
+            ASSERT_TRUE(IsOk(id));
+            nh_[i] = *id;
+        }
+        ASSERT_TRUE(IsOk(w_->route_add(Prefix4{0x4f000000u, 8}, nh_[0])));   // 79.0.0.0/8
+        ASSERT_TRUE(IsOk(w_->commit()));
+    }
+
+    // Adds, changes and deletes `text`; `check(before, after, when)` judges
+    // each staged state, then the committed value is required exactly.
+    template <class Check>
+    void cycle(const char* text, Check&& check) {
+        SCOPED_TRACE(text);
+        const Prefix4 p = *Prefix4::parse(text);
+        a_ = p.addr | (~prefix_mask(p.len) & 6);
+        ASSERT_TRUE(IsOk(w_->route_add(p, nh_[1])));
+        check(nh_[0], nh_[1], "add staged");
+        ASSERT_TRUE(IsOk(w_->commit()));
+        expect(nh_[1], "add committed");
+        ASSERT_TRUE(IsOk(w_->route_add(p, nh_[2])));
+        check(nh_[1], nh_[2], "change staged");
+        ASSERT_TRUE(IsOk(w_->commit()));
+        expect(nh_[2], "change committed");
+        ASSERT_TRUE(IsOk(w_->route_del(p)));
+        check(nh_[2], nh_[0], "delete staged");
+        ASSERT_TRUE(IsOk(w_->commit()));
+        expect(nh_[0], "delete committed");
+    }
+    void expect(NextHopId want, const char* when) {
+        EXPECT_EQ(w_->lookup(a_), want) << "writer.lookup, " << when;
+        EXPECT_EQ(v_->lookup(a_), want) << "view.lookup, " << when;
+    }
+    SegmentGuard guard_;
+    std::optional<TableWriter> w_;
+    std::optional<TableView> v_;
+    std::array<NextHopId, 3> nh_{};
+    Ipv4Addr a_ = 0;
+};
+
+// The directory and leaf arrays are copy-on-write: nothing shows before commit().
+TEST_F(Staging, ChangesOutsideGroupsAreInvisibleUntilCommit) {
+    for (const char* text : {"79.199.128.0/18", "79.199.176.0/20", "79.199.182.0/24", "79.1.0.0/16", "79.0.0.0/12"})
+        cycle(text, [&](NextHopId before, NextHopId, const char* when) { expect(before, when); });
+}
+
+// tbl8 groups are copy-on-write too: nothing under a /24 with a group shows
+// before commit() either.
+TEST_F(Staging, ChangesInsideGroupsAreInvisibleUntilCommit) {
+    ASSERT_TRUE(IsOk(w_->route_add(*Prefix4::parse("79.199.182.255/32"), nh_[0])));   // gives the /24 a group
+    ASSERT_TRUE(IsOk(w_->commit()));
+    for (const char* text : {"79.199.182.208/28", "79.199.182.214/32", "79.199.182.0/24", "79.199.182.0/25"})
+        cycle(text, [&](NextHopId before, NextHopId, const char* when) { expect(before, when); });
+}
+
+// One batch replacing a more specific by a covering prefix, as reconcile()
+// does: before commit the address answers the old prefix, after it the new
+// one, never the /8 below both.
+TEST_F(Staging, ReplacingAMoreSpecificNeverFallsThrough) {
+    ASSERT_TRUE(IsOk(w_->route_add(*Prefix4::parse("79.1.2.128/25"), nh_[0])));   // the /24 has a group
+    for (const char* cover : {"79.1.2.0/24", "79.1.2.0/23", "79.1.0.0/16"}) {
+        SCOPED_TRACE(std::string("79.1.2.5/32 replaced by ") + cover);
+        const Prefix4 host = *Prefix4::parse("79.1.2.5/32"), wide = *Prefix4::parse(cover);
+        a_ = host.addr;
+        ASSERT_TRUE(IsOk(w_->route_add(host, nh_[1])));
+        ASSERT_TRUE(IsOk(w_->commit()));
+        ASSERT_TRUE(IsOk(w_->route_add(wide, nh_[2])));
+        ASSERT_TRUE(IsOk(w_->route_del(host)));
+        expect(nh_[1], "replacement staged");
+        ASSERT_TRUE(IsOk(w_->commit()));
+        expect(nh_[2], "replacement committed");
+        ASSERT_TRUE(IsOk(w_->route_del(wide)));
+        ASSERT_TRUE(IsOk(w_->commit()));
+    }
+}
+
+}  // namespace
+}  // namespace podfwd::lpm::test
