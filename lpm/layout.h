@@ -132,7 +132,7 @@ struct TrieView {
     // array at `base`: runs started at or before the position, counted by
     // shifting the positions above it out of leafvec. Bit 0 is always set,
     // so the count is at least 1.
-    std::uint32_t leaf_index(std::uint32_t base, Ipv4Addr addr) const noexcept {
+    static std::uint32_t leaf_index(const NextHopId* leaves, std::uint32_t base, Ipv4Addr addr) noexcept {
         std::uint64_t leafvec;
         std::memcpy(&leafvec, &leaves[base], sizeof leafvec);
         const unsigned above = (~addr >> 8) & 63;   // 63 - position
@@ -142,37 +142,39 @@ struct TrieView {
         return (leaf & ~kGroupFlag) | (addr & 0xff);
     }
 
-    // Resolves `addr` given its (already loaded) directory entry.
-    NextHopId resolve(Ipv4Addr addr, std::uint64_t entry) const noexcept {
-        NextHopId leaf = leaves[leaf_index(leaf_base_of(entry), addr)];
+    NextHopId lookup(Ipv4Addr addr) const noexcept {
+        const std::uint64_t entry = dir[addr >> kDirShift].load(std::memory_order_acquire);
+        NextHopId leaf = leaves[leaf_index(leaves, leaf_base_of(entry), addr)];
         if (leaf & kGroupFlag)
             leaf = groups[group_index(leaf, addr)];
         return leaf != kNoRoute ? leaf : fallback_of(entry);
     }
 
-    NextHopId lookup(Ipv4Addr addr) const noexcept {
-        return resolve(addr, dir[addr >> kDirShift].load(std::memory_order_acquire));
-    }
-
     // Bulk lookup in two passes over the burst, so that the loads of each
     // pass are independent and in flight together: directory entries and
-    // leaves, then tbl8 groups.
+    // leaves, then tbl8 groups. The table's pointers are copied to locals:
+    // the acquire loads are compiler barriers, and members would be
+    // reloaded from memory at each of them.
     void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
         constexpr std::size_t kChunk = 32;
+        const std::atomic<std::uint64_t>* const d = dir;
+        const NextHopId* const l = leaves;
+        const NextHopId* const g = groups;
         NextHopId fallback[kChunk];
         for (std::size_t i = 0; i < n; i += kChunk) {
             const std::size_t m = n - i < kChunk ? n - i : kChunk;
             const Ipv4Addr* a = addrs + i;
             NextHopId* o = out + i;
             for (std::size_t k = 0; k < m; ++k) {
-                const std::uint64_t entry = dir[a[k] >> kDirShift].load(std::memory_order_acquire);
-                o[k] = leaves[leaf_index(leaf_base_of(entry), a[k])];
+                const Ipv4Addr addr = a[k];
+                const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
+                o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
                 fallback[k] = fallback_of(entry);
             }
             for (std::size_t k = 0; k < m; ++k) {
                 NextHopId leaf = o[k];
                 if (leaf & kGroupFlag)
-                    leaf = groups[group_index(leaf, a[k])];
+                    leaf = g[group_index(leaf, a[k])];
                 o[k] = leaf != kNoRoute ? leaf : fallback[k];
             }
         }
