@@ -62,7 +62,7 @@ Status ShadowTrie::make_writable(std::uint32_t dir_slot, const std::vector<unsig
     Slot& slot = slots_[slot_of_[dir_slot]];
     std::vector<std::pair<unsigned, std::uint32_t>> drafts;
     for (unsigned pos : positions) {
-        if (!groups_[slot.group[pos]].published)
+        if (!groups_[slot.group(pos)].published)
             continue;
         auto draft = new_group();
         if (!draft) {
@@ -74,11 +74,11 @@ Status ShadowTrie::make_writable(std::uint32_t dir_slot, const std::vector<unsig
         drafts.emplace_back(pos, *draft);
     }
     for (const auto& [pos, draft] : drafts) {
-        const std::uint32_t old = slot.group[pos];
+        const std::uint32_t old = slot.group(pos);
         groups_[draft] = groups_[old];
         groups_[draft].published = false;
         std::copy_n(group_entries(old), kGroupEntries, group_entries(draft));
-        slot.group[pos] = draft;
+        slot.set_group(pos, draft);
         slot_garbage_[dir_slot].push_back({PoolKind::kGroups, old, 1});
     }
     if (!drafts.empty()) {
@@ -120,7 +120,7 @@ Status ShadowTrie::update_slot(std::uint32_t dir_slot, unsigned lo, unsigned cou
     Slot& slot = slots_[slot_of_[dir_slot]];
     std::vector<unsigned> changing_groups;
     for (unsigned pos = lo; pos < lo + count; ++pos)
-        if (pred(length_of(slot.entry[pos])) && slot.entry[pos] != packed && slot.group[pos] != 0)
+        if (pred(length_of(slot.entry[pos])) && slot.entry[pos] != packed && slot.group(pos) != 0)
             changing_groups.push_back(pos);
     if (auto s = make_writable(dir_slot, changing_groups); !s)
         return s;
@@ -128,8 +128,8 @@ Status ShadowTrie::update_slot(std::uint32_t dir_slot, unsigned lo, unsigned cou
         if (!pred(length_of(slot.entry[pos])) || slot.entry[pos] == packed)
             continue;
         slot.entry[pos] = packed;
-        if (slot.group[pos] != 0)
-            push_to_group(slot.group[pos], packed);
+        if (slot.group(pos) != 0)
+            push_to_group(slot.group(pos), packed);
         slot.leaves_dirty = true;
         mark_dirty(dir_slot);
     }
@@ -141,7 +141,7 @@ Status ShadowTrie::update_group(std::uint32_t dir_slot, unsigned pos, unsigned l
                                 std::uint32_t packed, Pred pred) {
     if (auto s = make_writable(dir_slot, {pos}); !s)
         return s;
-    const std::uint32_t group = slots_[slot_of_[dir_slot]].group[pos];
+    const std::uint32_t group = slots_[slot_of_[dir_slot]].group(pos);
     for (unsigned i = lo; i < lo + count; ++i)
         if (pred(groups_[group].depth[i]))
             set_group_entry(group, i, packed);
@@ -164,7 +164,7 @@ Status ShadowTrie::insert(Ipv4Addr addr, unsigned len, NextHopId nexthop) {
             release_slot_if_empty(dir_slot);
         return s;
     }
-    const bool has_group = slot_of_[dir_slot] != 0 && slots_[slot_of_[dir_slot]].group[pos] != 0;
+    const bool has_group = slot_of_[dir_slot] != 0 && slots_[slot_of_[dir_slot]].group(pos) != 0;
     if (!has_group) {
         auto group = new_group();
         if (!group)
@@ -174,7 +174,7 @@ Status ShadowTrie::insert(Ipv4Addr addr, unsigned len, NextHopId nexthop) {
         groups_[*group] = Group{};
         std::fill_n(groups_[*group].depth.begin(), kGroupEntries, static_cast<std::uint8_t>(length_of(slot.entry[pos])));
         std::fill_n(group_entries(*group), kGroupEntries, nexthop_of(slot.entry[pos]));
-        slot.group[pos] = *group;
+        slot.set_group(pos, *group);
         ++slot.groups;
         slot.leaves_dirty = true;
         mark_dirty(dir_slot);
@@ -196,15 +196,16 @@ Status ShadowTrie::remove(Ipv4Addr addr, unsigned len, NextHopId replacement, un
         if (auto s = update_slot(dir_slot, pos, 1u << (24 - len), packed, ExactlyOf{len}); !s)
             return s;
     } else {
-        if (slots_[slot_of_[dir_slot]].group[pos] == 0)
+        if (slots_[slot_of_[dir_slot]].group(pos) == 0)
             return ok();
         if (auto s = update_group(dir_slot, pos, addr & 0xff, 1u << (32 - len), packed, ExactlyOf{len}); !s)
             return s;
         Slot& slot = slots_[slot_of_[dir_slot]];
-        const std::uint32_t group = slot.group[pos];
+        const std::uint32_t group = slot.group(pos);
         if (groups_[group].own == 0) {
-            slot.group[pos] = 0;
-            --slot.groups;
+            slot.set_group(pos, 0);
+            if (--slot.groups == 0)
+                slot.group_ids.reset();
             slot.leaves_dirty = true;
             slot_garbage_[dir_slot].push_back({PoolKind::kGroups, group, 1});
             mark_dirty(dir_slot);
@@ -240,7 +241,7 @@ bool ShadowTrie::compile(Slot& slot, std::vector<Retired>& retired) {
     std::uint64_t leafvec = 0;
     std::uint32_t count = 0;
     for (unsigned pos = 0; pos < (1u << kSubBits); ++pos) {
-        const NextHopId value = slot.group[pos] != 0 ? group_leaf(slot.group[pos]) : nexthop_of(slot.entry[pos]);
+        const NextHopId value = slot.group(pos) != 0 ? group_leaf(slot.group(pos)) : nexthop_of(slot.entry[pos]);
         if (count == 0 || runs[count - 1] != value) {
             leafvec |= std::uint64_t{1} << pos;
             runs[count++] = value;
@@ -277,9 +278,10 @@ Status ShadowTrie::publish(std::vector<Retired>& retired) {
                 return Error{Errc::kCapacity, "route table leaf memory is exhausted"};
             }
             base = slot.leaf_base;
-            for (std::uint32_t group : slot.group)
-                if (group != 0)
-                    groups_[group].published = true;
+            if (slot.group_ids)
+                for (std::uint32_t group : *slot.group_ids)
+                    if (group != 0)
+                        groups_[group].published = true;
         }
         // Release: the leaf array it names was written first.
         arrays_.dir[dir_slot].store(dir_entry(base, nexthop_of(fallback_[dir_slot])), std::memory_order_release);
@@ -293,9 +295,16 @@ Status ShadowTrie::publish(std::vector<Retired>& retired) {
     return ok();
 }
 
+std::size_t ShadowTrie::group_arrays_bytes() const noexcept {
+    std::size_t bytes = 0;
+    for (const Slot& slot : slots_)
+        bytes += slot.group_ids ? sizeof(*slot.group_ids) : 0;
+    return bytes;
+}
+
 std::size_t ShadowTrie::private_bytes() const noexcept {
     return fallback_.capacity() * 4 + slot_of_.capacity() * 4 + slot_dirty_.capacity() +
-           dirty_slots_.capacity() * 4 + slots_.size() * sizeof(Slot) + free_slots_.capacity() * 4 +
+           dirty_slots_.capacity() * 4 + slots_.size() * sizeof(Slot) + group_arrays_bytes() + free_slots_.capacity() * 4 +
            groups_.capacity() * sizeof(Group);
 }
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -70,11 +71,20 @@ public:
 private:
     struct Slot {
         std::array<std::uint32_t, 64> entry{};   // per /24: nexthop << 8 | length (19..24)
-        std::array<std::uint32_t, 64> group{};   // per /24: tbl8 group, 0: none
+        // Per /24: tbl8 group, 0: none. Allocated with the slot's first group:
+        // most slots of an Internet table have none.
+        std::unique_ptr<std::array<std::uint32_t, 64>> group_ids;
         std::uint32_t leaf_base = kEmptyLeafArray;   // compiled: what the directory holds
         std::uint32_t leaf_count = 0;                // elements, header included; 0: the shared empty array
         std::uint32_t groups = 0;
         bool leaves_dirty = false;
+
+        std::uint32_t group(unsigned pos) const noexcept { return group_ids ? (*group_ids)[pos] : 0; }
+        void set_group(unsigned pos, std::uint32_t id) {
+            if (!group_ids)
+                group_ids = std::make_unique<std::array<std::uint32_t, 64>>();
+            (*group_ids)[pos] = id;
+        }
     };
     struct Group {
         std::array<std::uint8_t, kGroupEntries> depth{};
@@ -102,6 +112,7 @@ private:
                         Pred pred);
     void release_slot_if_empty(std::uint32_t dir_slot);
     bool compile(Slot& slot, std::vector<Retired>& retired);
+    std::size_t group_arrays_bytes() const noexcept;
 
     TrieArrays arrays_;
     ArrayPool& leaf_pool_;
