@@ -97,7 +97,8 @@ struct alignas(64) SegmentHeader {
     std::uint64_t routes_offset;
 
     alignas(64) std::atomic<std::uint64_t> epoch;
-    std::atomic<std::uint64_t> generation;
+    std::atomic<std::uint64_t> generation;           // any change: commits and next hops
+    std::atomic<std::uint64_t> nexthop_generation;   // next-hop changes only
     std::atomic<std::uint32_t> writer_pid;
     std::atomic<std::uint32_t> route_count;
     std::atomic<std::uint32_t> nexthop_count;

@@ -59,6 +59,8 @@ TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapp
     nh_map_ = mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset);
     nh_records_ = mapping_->region<const NextHop>(h.nh_records_offset);
     max_nexthops_ = h.capacity.max_nexthops;
+    generation_ = &h.generation;
+    nexthop_generation_ = &h.nexthop_generation;
 }
 
 Result<TableView> TableView::open(const std::string& name) {

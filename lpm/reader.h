@@ -67,6 +67,12 @@ public:
         return record != 0 ? &nh_records_[record] : nullptr;
     }
 
+    // Cheap change detectors for caches derived from the table: `generation`
+    // moves with every commit and next-hop change, `nexthop_generation` with
+    // next-hop changes only.
+    std::uint64_t generation() const noexcept { return generation_->load(std::memory_order_acquire); }
+    std::uint64_t nexthop_generation() const noexcept { return nexthop_generation_->load(std::memory_order_acquire); }
+
     Result<ReaderSlot> register_reader() const;
     TableStats stats() const noexcept;
     Capacity capacity() const noexcept;
@@ -79,6 +85,8 @@ private:
     TrieView trie_;
     const std::atomic<std::uint32_t>* nh_map_ = nullptr;
     const NextHop* nh_records_ = nullptr;
+    const std::atomic<std::uint64_t>* generation_ = nullptr;
+    const std::atomic<std::uint64_t>* nexthop_generation_ = nullptr;
     std::uint32_t max_nexthops_ = 0;
 };
 

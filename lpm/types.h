@@ -33,10 +33,10 @@ struct NextHop {
     std::uint16_t port = 0;            // egress DPDK port
     ForwardMode mode = ForwardMode::kDrop;
     std::uint8_t flags = 0;            // NextHop::kMacResolved, ...
-    std::array<std::uint8_t, 6> mac{}; // L2 next hop (or VTEP MAC for VXLAN)
-    std::uint16_t reserved0 = 0;   // room for later fields (MTU, egress queue)
+    std::array<std::uint8_t, 6> mac{}; // L2 next hop on the uplink: the node's MAC, or the gateway's
+    std::array<std::uint8_t, 6> vtep_mac{};   // VXLAN: the remote VTEP's MAC (inner destination)
+    std::uint32_t reserved0 = 0;   // room for later fields (MTU, egress queue)
     std::uint32_t reserved1 = 0;
-    std::uint64_t reserved2 = 0;
 
     static constexpr std::uint8_t kMacResolved = 1;
 
@@ -63,7 +63,7 @@ struct Capacity {
 
 // Table-wide counters kept in the segment header, readable by any reader.
 struct TableStats {
-    std::uint64_t generation = 0;      // bumped by every commit
+    std::uint64_t generation = 0;      // bumped by every commit and next-hop change
     std::uint64_t epoch = 0;           // QSBR grace-period counter
     std::uint32_t routes = 0;
     std::uint32_t nexthops = 0;

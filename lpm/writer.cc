@@ -98,6 +98,10 @@ private:
     }
     std::string laggard_text() const;
     void publish_stats();
+    void bump_nexthop_generation() {
+        header_.nexthop_generation.fetch_add(1, std::memory_order_release);
+        header_.generation.fetch_add(1, std::memory_order_release);
+    }
 
     std::shared_ptr<Mapping> mapping_;
     SegmentHeader& header_;
@@ -156,6 +160,7 @@ Result<NextHopId> TableWriter::Impl::nexthop_add(const NextHop& nh) {
     nh_by_hash_.emplace(nexthop_hash(nh), id);
     ++nexthop_count_;
     publish_stats();
+    bump_nexthop_generation();
     return id;
 }
 
@@ -193,6 +198,7 @@ Status TableWriter::Impl::nexthop_update(NextHopId id, const NextHop& nh) {
     nh_by_hash_.emplace(nexthop_hash(nh), id);
     reclaimer_.retire({PoolKind::kNextHopRecords, old, 1});
     advance_and_reclaim();
+    bump_nexthop_generation();
     return ok();
 }
 
@@ -215,6 +221,7 @@ Status TableWriter::Impl::nexthop_del(NextHopId id) {
     reclaimer_.retire({PoolKind::kNextHopIds, id, 1});
     --nexthop_count_;
     advance_and_reclaim();
+    bump_nexthop_generation();
     return ok();
 }
 

@@ -1,0 +1,62 @@
+// Per-lcore counters of the fast path: what happened to every packet, and
+// why every dropped one was dropped. Plain integers written by one lcore
+// only; readers (the CLI) tolerate a value one burst old.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace podfwd::dp {
+
+enum class PortRole : std::uint8_t { kUplink = 0, kHost = 1 };
+inline constexpr unsigned kPortRoles = 2;
+
+enum class Action : std::uint8_t {
+    kHostGw,       // MACs rewritten, out the uplink
+    kIpipEncap,
+    kVxlanEncap,
+    kIpipDecap,    // then forwarded by the inner destination: counted again
+    kVxlanDecap,
+    kToHost,       // to the node's kernel: a local pod, or addressed to the node
+    kCount
+};
+
+enum class Drop : std::uint8_t {
+    kShortFrame,
+    kNotIpv4,            // ARP and others: handled by a later issue, counted now
+    kBadVersion,
+    kBadHeaderLength,    // IHL < 5
+    kIpv4Options,        // IHL > 5: not supported on the fast path
+    kBadTotalLength,
+    kBadChecksum,
+    kTtlExceeded,        // TTL <= 1 on a packet to forward (ICMP comes later)
+    kNoRoute,
+    kBlackhole,          // route to a drop next hop
+    kNextHopGone,        // route's next hop deleted under us
+    kUnresolvedNextHop,  // MAC not known yet (ARP comes later)
+    kIpipUnknownSource,  // IPIP from a node that is no route's next hop
+    kVxlanBadHeader,     // I flag missing, or UDP length wrong
+    kVxlanWrongVni,
+    kTunnelFragment,     // fragments of tunnelled packets are not reassembled
+    kMtuExceeded,        // encapsulated packet larger than the uplink MTU
+    kNoHeadroom,         // no room to prepend the outer headers
+    kCount
+};
+
+const char* action_name(Action) noexcept;
+const char* drop_name(Drop) noexcept;
+
+struct alignas(64) LcoreCounters {
+    std::array<std::uint64_t, kPortRoles> rx_packets{};
+    std::array<std::uint64_t, kPortRoles> tx_packets{};
+    std::array<std::uint64_t, kPortRoles> tx_dropped{};   // the port's queue was full
+    std::array<std::uint64_t, static_cast<unsigned>(Action::kCount)> actions{};
+    std::array<std::uint64_t, static_cast<unsigned>(Drop::kCount)> drops{};
+
+    void count(Action a) noexcept { ++actions[static_cast<unsigned>(a)]; }
+    void count(Drop d) noexcept { ++drops[static_cast<unsigned>(d)]; }
+    std::uint64_t of(Action a) const noexcept { return actions[static_cast<unsigned>(a)]; }
+    std::uint64_t of(Drop d) const noexcept { return drops[static_cast<unsigned>(d)]; }
+};
+
+}  // namespace podfwd::dp

@@ -1,0 +1,353 @@
+#include "dataplane/fastpath.h"
+
+#include <nmmintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/proto/ipv4.h"
+#include "dataplane/proto/udp.h"
+#include "dataplane/proto/vxlan.h"
+
+namespace podfwd::dp {
+
+using namespace proto;
+
+namespace {
+
+constexpr std::uint32_t kEthIp = EtherHdr::kSize + Ipv4Hdr::kSize;
+constexpr std::uint8_t kOuterTtl = 64;
+
+EtherHdr& eth_of(const PacketView& p) noexcept { return *reinterpret_cast<EtherHdr*>(p.data); }
+Ipv4Hdr& ip_of(const PacketView& p) noexcept { return *reinterpret_cast<Ipv4Hdr*>(p.data + EtherHdr::kSize); }
+
+// RFC 1812-style checks of the IPv4 header after the Ethernet header;
+// Drop::kCount when it is fit to forward. Options are not supported.
+Drop check_ipv4(const PacketView& p) noexcept {
+    if (p.len < kEthIp)
+        return Drop::kShortFrame;
+    const Ipv4Hdr& ip = ip_of(p);
+    if (ip.version() != 4)
+        return Drop::kBadVersion;
+    if (ip.header_length() < Ipv4Hdr::kSize)
+        return Drop::kBadHeaderLength;
+    if (ip.header_length() > Ipv4Hdr::kSize)
+        return Drop::kIpv4Options;
+    if (ip.length() < Ipv4Hdr::kSize || ip.length() > p.len - EtherHdr::kSize)
+        return Drop::kBadTotalLength;
+    if (!ipv4_checksum_ok(&ip, Ipv4Hdr::kSize))
+        return Drop::kBadChecksum;
+    return Drop::kCount;
+}
+
+// Removes `bytes` after the Ethernet header, keeping the Ethernet header.
+void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
+    std::memmove(p.data + bytes, p.data, EtherHdr::kSize);
+    p.data += bytes;
+    p.len -= bytes;
+    p.headroom += bytes;
+}
+
+// Inserts `bytes` after the Ethernet header (the caller checked headroom).
+void open_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
+    std::memmove(p.data - bytes, p.data, EtherHdr::kSize);
+    p.data -= bytes;
+    p.len += bytes;
+    p.headroom -= bytes;
+}
+
+std::uint32_t mix(std::uint32_t ip) noexcept { return ip * 0x9e3779b1u; }
+
+}  // namespace
+
+const char* action_name(Action a) noexcept {
+    static constexpr const char* kNames[] = {"host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap",
+                                             "to_host"};
+    static_assert(std::size(kNames) == static_cast<unsigned>(Action::kCount));
+    return kNames[static_cast<unsigned>(a)];
+}
+
+const char* drop_name(Drop d) noexcept {
+    static constexpr const char* kNames[] = {
+        "short_frame",  "not_ipv4",          "bad_version",          "bad_header_length", "ipv4_options",
+        "bad_total_length", "bad_checksum",  "ttl_exceeded",         "no_route",          "blackhole",
+        "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",  "vxlan_wrong_vni",
+        "tunnel_fragment", "mtu_exceeded",   "no_headroom"};
+    static_assert(std::size(kNames) == static_cast<unsigned>(Drop::kCount));
+    return kNames[static_cast<unsigned>(d)];
+}
+
+// ---- KnownNodes ----
+
+void KnownNodes::rebuild(const lpm::TableView& table) {
+    generation_ = table.nexthop_generation();
+    std::vector<Ipv4Addr> nodes;
+    const std::uint32_t max = table.capacity().max_nexthops;
+    for (lpm::NextHopId id = 1; id <= max; ++id)
+        if (const lpm::NextHop* nh = table.nexthop(id); nh != nullptr && nh->node_ip != 0)
+            nodes.push_back(nh->node_ip);
+    std::uint32_t size = 16;
+    while (size < 2 * nodes.size())
+        size *= 2;
+    slots_.assign(size, 0);
+    mask_ = size - 1;
+    for (Ipv4Addr ip : nodes) {
+        std::uint32_t i = mix(ip) & mask_;
+        while (slots_[i] != 0 && slots_[i] != ip)
+            i = (i + 1) & mask_;
+        slots_[i] = ip;
+    }
+}
+
+bool KnownNodes::contains(Ipv4Addr ip) const noexcept {
+    if (ip == 0 || slots_.empty())
+        return false;
+    for (std::uint32_t i = mix(ip) & mask_;; i = (i + 1) & mask_) {
+        if (slots_[i] == ip)
+            return true;
+        if (slots_[i] == 0)
+            return false;
+    }
+}
+
+// ---- flow hash ----
+
+std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept {
+    const auto& ip = *reinterpret_cast<const Ipv4Hdr*>(inner_ip);
+    std::uint32_t h = _mm_crc32_u32(0, ip.source());
+    h = _mm_crc32_u32(h, ip.destination());
+    h = _mm_crc32_u8(h, ip.protocol);
+    const bool has_ports = (ip.protocol == 6 || ip.protocol == kProtoUdp) && !ip.is_fragment() &&
+                           len >= ip.header_length() + 4u;
+    if (has_ports)
+        h = _mm_crc32_u32(h, load_be32(inner_ip + ip.header_length()));
+    return static_cast<std::uint16_t>(49152 + ((std::uint64_t{h} * 16384) >> 32));
+}
+
+// ---- the burst ----
+
+void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
+                        LcoreCounters& counters) noexcept {
+    if (known_nodes_.generation() != table_.nexthop_generation())
+        known_nodes_.rebuild(table_);
+
+    Ipv4Addr dst[kMaxBurst];
+    lpm::NextHopId ids[kMaxBurst];
+    std::uint8_t index[kMaxBurst];
+    unsigned lookups = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        switch (parse(from, pkts[i], counters)) {
+        case Step::kLookup:
+            dst[lookups] = ip_of(pkts[i]).destination();
+            index[lookups++] = static_cast<std::uint8_t>(i);
+            break;
+        case Step::kToHost:
+            verdicts[i] = Verdict::kHost;
+            break;
+        case Step::kDropped:
+            verdicts[i] = Verdict::kDrop;
+            break;
+        }
+    }
+    table_.lookup_bulk(dst, ids, lookups);
+    for (unsigned k = 0; k < lookups; ++k)
+        verdicts[index[k]] = forward(pkts[index[k]], ids[k], counters);
+}
+
+// Validates the packet and decapsulates what is tunnelled to this node.
+// Every drop is counted where it is decided.
+Forwarder::Step Forwarder::parse(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept {
+    const auto drop = [&](Drop reason) {
+        counters.count(reason);
+        return Step::kDropped;
+    };
+    if (pkt.len < EtherHdr::kSize)
+        return drop(Drop::kShortFrame);
+    if (eth_of(pkt).ether_type() != kEtherTypeIpv4)
+        return drop(Drop::kNotIpv4);
+    if (const Drop d = check_ipv4(pkt); d != Drop::kCount)
+        return drop(d);
+    pkt.len = EtherHdr::kSize + ip_of(pkt).length();   // drop Ethernet padding
+
+    if (from != PortRole::kUplink || ip_of(pkt).destination() != config_.node_ip)
+        return Step::kLookup;
+    const Ipv4Hdr& ip = ip_of(pkt);
+    if (ip.protocol == kProtoIpip)
+        return decap_ipip(pkt, counters) ? Step::kLookup : Step::kDropped;
+    if (ip.protocol == kProtoUdp && pkt.len >= kEthIp + UdpHdr::kSize &&
+        reinterpret_cast<const UdpHdr*>(pkt.data + kEthIp)->destination() == config_.vxlan_port)
+        return decap_vxlan(pkt, counters) ? Step::kLookup : Step::kDropped;
+    // The node's own services: the kernel answers.
+    counters.count(Action::kToHost);
+    return Step::kToHost;
+}
+
+bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Ipv4Hdr& outer = ip_of(pkt);
+    if (outer.is_fragment()) {
+        counters.count(Drop::kTunnelFragment);
+        return false;
+    }
+    // Without this, anyone could inject packets into the pod network.
+    if (!known_nodes_.contains(outer.source())) {
+        counters.count(Drop::kIpipUnknownSource);
+        return false;
+    }
+    strip_after_ethernet(pkt, Ipv4Hdr::kSize);
+    if (const Drop d = check_ipv4(pkt); d != Drop::kCount) {
+        counters.count(d);
+        return false;
+    }
+    pkt.len = EtherHdr::kSize + ip_of(pkt).length();
+    counters.count(Action::kIpipDecap);
+    return true;
+}
+
+bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Ipv4Hdr& outer = ip_of(pkt);
+    if (outer.is_fragment()) {
+        counters.count(Drop::kTunnelFragment);
+        return false;
+    }
+    if (pkt.len < kVxlanOverhead + kEthIp) {
+        counters.count(Drop::kShortFrame);
+        return false;
+    }
+    const auto& udp = *reinterpret_cast<const UdpHdr*>(pkt.data + kEthIp);
+    const auto& vxlan = *reinterpret_cast<const VxlanHdr*>(pkt.data + kEthIp + UdpHdr::kSize);
+    if (udp.total_length() != outer.length() - Ipv4Hdr::kSize || !(vxlan.flags & kVxlanFlagVni)) {
+        counters.count(Drop::kVxlanBadHeader);
+        return false;
+    }
+    if (vxlan.vni() != config_.vni) {
+        counters.count(Drop::kVxlanWrongVni);
+        return false;
+    }
+    pkt.data += kVxlanOverhead;
+    pkt.len -= kVxlanOverhead;
+    pkt.headroom += kVxlanOverhead;
+    if (eth_of(pkt).ether_type() != kEtherTypeIpv4) {
+        counters.count(Drop::kNotIpv4);
+        return false;
+    }
+    if (const Drop d = check_ipv4(pkt); d != Drop::kCount) {
+        counters.count(d);
+        return false;
+    }
+    pkt.len = EtherHdr::kSize + ip_of(pkt).length();
+    counters.count(Action::kVxlanDecap);
+    return true;
+}
+
+Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept {
+    const auto drop = [&](Drop reason) {
+        counters.count(reason);
+        return Verdict::kDrop;
+    };
+    if (id == lpm::kNoRoute)
+        return drop(Drop::kNoRoute);
+    const lpm::NextHop* nh = table_.nexthop(id);
+    if (nh == nullptr)
+        return drop(Drop::kNextHopGone);
+    switch (nh->mode) {
+    case lpm::ForwardMode::kLocal: {
+        // The kernel routes it on to the pod (and decrements the TTL).
+        EtherHdr& eth = eth_of(pkt);
+        eth.dst = config_.host_mac;
+        eth.src = config_.uplink_mac;
+        counters.count(Action::kToHost);
+        return Verdict::kHost;
+    }
+    case lpm::ForwardMode::kHostGw: {
+        if (!nh->mac_resolved())
+            return drop(Drop::kUnresolvedNextHop);
+        Ipv4Hdr& ip = ip_of(pkt);
+        if (ip.ttl <= 1)
+            return drop(Drop::kTtlExceeded);
+        ipv4_decrement_ttl(ip);
+        EtherHdr& eth = eth_of(pkt);
+        eth.dst = nh->mac;
+        eth.src = config_.uplink_mac;
+        counters.count(Action::kHostGw);
+        return Verdict::kUplink;
+    }
+    case lpm::ForwardMode::kIpip:
+        return encap_ipip(pkt, *nh, counters);
+    case lpm::ForwardMode::kVxlan:
+        return encap_vxlan(pkt, *nh, counters);
+    case lpm::ForwardMode::kDrop:
+        break;
+    }
+    return drop(Drop::kBlackhole);
+}
+
+Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
+    const auto drop = [&](Drop reason) {
+        counters.count(reason);
+        return Verdict::kDrop;
+    };
+    if (!nh.mac_resolved())
+        return drop(Drop::kUnresolvedNextHop);
+    Ipv4Hdr& inner = ip_of(pkt);
+    if (inner.ttl <= 1)
+        return drop(Drop::kTtlExceeded);
+    const std::uint32_t inner_len = inner.length();
+    if (inner_len + kIpipOverhead > config_.mtu)
+        return drop(Drop::kMtuExceeded);
+    if (pkt.headroom < kIpipOverhead)
+        return drop(Drop::kNoHeadroom);
+    ipv4_decrement_ttl(inner);
+    const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
+    const std::uint8_t tos = inner.tos;
+    open_after_ethernet(pkt, kIpipOverhead);
+    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoIpip,
+               static_cast<std::uint16_t>(inner_len + kIpipOverhead), kOuterTtl, df, tos);
+    EtherHdr& eth = eth_of(pkt);
+    eth.dst = nh.mac;
+    eth.src = config_.uplink_mac;
+    counters.count(Action::kIpipEncap);
+    return Verdict::kUplink;
+}
+
+Verdict Forwarder::encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
+    const auto drop = [&](Drop reason) {
+        counters.count(reason);
+        return Verdict::kDrop;
+    };
+    if (!nh.mac_resolved())
+        return drop(Drop::kUnresolvedNextHop);
+    Ipv4Hdr& inner = ip_of(pkt);
+    if (inner.ttl <= 1)
+        return drop(Drop::kTtlExceeded);
+    const std::uint32_t frame_len = pkt.len;   // inner Ethernet frame, padding already dropped
+    const std::uint32_t outer_len = Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + frame_len;
+    if (outer_len > config_.mtu)
+        return drop(Drop::kMtuExceeded);
+    if (pkt.headroom < kVxlanOverhead)
+        return drop(Drop::kNoHeadroom);
+    ipv4_decrement_ttl(inner);
+    const std::uint16_t source_port = vxlan_source_port(pkt.data + EtherHdr::kSize, inner.length());
+    EtherHdr& inner_eth = eth_of(pkt);
+    inner_eth.dst = nh.vtep_mac;
+    inner_eth.src = config_.vtep_mac;
+
+    pkt.data -= kVxlanOverhead;
+    pkt.len += kVxlanOverhead;
+    pkt.headroom -= kVxlanOverhead;
+    EtherHdr& eth = eth_of(pkt);
+    eth.dst = nh.mac;
+    eth.src = config_.uplink_mac;
+    eth.set_ether_type(kEtherTypeIpv4);
+    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoUdp, static_cast<std::uint16_t>(outer_len), kOuterTtl,
+               0);
+    auto& udp = *reinterpret_cast<UdpHdr*>(pkt.data + kEthIp);
+    store_be16(udp.src_port, source_port);
+    store_be16(udp.dst_port, config_.vxlan_port);
+    store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
+    store_be16(udp.checksum, 0);   // RFC 7348: zero over IPv4
+    reinterpret_cast<VxlanHdr*>(pkt.data + kEthIp + UdpHdr::kSize)->set(nh.vni != 0 ? nh.vni : config_.vni);
+    counters.count(Action::kVxlanEncap);
+    return Verdict::kUplink;
+}
+
+}  // namespace podfwd::dp

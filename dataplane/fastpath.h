@@ -1,0 +1,85 @@
+// The per-packet work of podfwd-dataplane, on plain packet views: no DPDK
+// here, so the same code runs under the poll loop, the pcap tool, the unit
+// tests and the fuzzer.
+//
+// A burst goes through three passes, as in DPDK's l3fwd: parse and validate
+// each packet (decapsulating what is addressed to the node), one bulk lookup
+// of all destinations, then rewrite or encapsulate each packet by its next
+// hop's mode. Nothing allocates, locks, throws or makes a virtual call.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/ipv4.h"
+#include "dataplane/counters.h"
+#include "dataplane/proto/ether.h"
+#include "lpm/reader.h"
+
+namespace podfwd::dp {
+
+struct NodeConfig {
+    Ipv4Addr node_ip = 0;
+    proto::MacAddr uplink_mac{};    // source of every frame sent on the uplink
+    proto::MacAddr vtep_mac{};      // inner source of VXLAN frames (Flannel's VtepMAC of this node)
+    proto::MacAddr host_mac{};      // the kernel side of the host port (destination of frames to it)
+    std::uint16_t vxlan_port = 4789;
+    std::uint32_t vni = 1;
+    std::uint16_t mtu = 1500;       // uplink IP MTU
+};
+
+// A packet in a buffer: `data` points at the Ethernet header, `headroom`
+// bytes before it are free for prepending. The fast path moves `data` and
+// changes `len` when it encapsulates or decapsulates.
+struct PacketView {
+    std::uint8_t* data;
+    std::uint32_t len;
+    std::uint32_t headroom;
+};
+
+enum class Verdict : std::uint8_t { kUplink = 0, kHost = 1, kDrop = 2 };
+
+inline constexpr unsigned kMaxBurst = 64;
+
+// The node IPs that may send us IPIP: every next hop's node. Rebuilt when
+// the table's generation changes (next hops are few and change rarely).
+class KnownNodes {
+public:
+    void rebuild(const lpm::TableView& table);
+    bool contains(Ipv4Addr ip) const noexcept;
+    std::uint64_t generation() const noexcept { return generation_; }
+
+private:
+    std::vector<Ipv4Addr> slots_;   // open addressing, 0: empty
+    std::uint32_t mask_ = 0;
+    std::uint64_t generation_ = ~std::uint64_t{0};
+};
+
+class Forwarder {
+public:
+    Forwarder(const NodeConfig& config, const lpm::TableView& table) : config_(config), table_(table) {}
+
+    // Processes up to kMaxBurst packets received on `from`; sets verdicts[i].
+    void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters) noexcept;
+
+    const NodeConfig& config() const noexcept { return config_; }
+
+private:
+    enum class Step : std::uint8_t { kLookup, kToHost, kDropped };
+    Step parse(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
+    bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
+    bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
+    Verdict forward(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept;
+    Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
+    Verdict encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
+
+    NodeConfig config_;
+    const lpm::TableView& table_;
+    KnownNodes known_nodes_;
+};
+
+// UDP source port for a VXLAN packet from the inner flow (RFC 7348 section
+// 5: entropy for ECMP and RSS), in 49152..65535 as Linux picks it.
+std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept;
+
+}  // namespace podfwd::dp

@@ -1,0 +1,93 @@
+// IPv4 (RFC 791), its header checksum (RFC 1071) and the incremental update
+// of that checksum (RFC 1624), shared by forwarding, encap and decap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dataplane/proto/bytes.h"
+
+namespace podfwd::proto {
+
+inline constexpr std::uint8_t kProtoIpip = 4;    // IPv4-in-IPv4 (RFC 2003)
+inline constexpr std::uint8_t kProtoUdp = 17;
+inline constexpr std::uint16_t kIpv4FlagDf = 0x4000;
+inline constexpr std::uint16_t kIpv4FlagMf = 0x2000;
+inline constexpr std::uint16_t kIpv4OffsetMask = 0x1fff;
+
+struct Ipv4Hdr {
+    std::uint8_t version_ihl;
+    std::uint8_t tos;
+    std::uint8_t total_length[2];
+    std::uint8_t id[2];
+    std::uint8_t frag[2];          // flags (3 bits) and fragment offset (13)
+    std::uint8_t ttl;
+    std::uint8_t protocol;
+    std::uint8_t checksum[2];
+    std::uint8_t src[4];
+    std::uint8_t dst[4];
+
+    static constexpr std::size_t kSize = 20;   // without options
+
+    unsigned version() const noexcept { return version_ihl >> 4; }
+    unsigned header_length() const noexcept { return (version_ihl & 0x0f) * 4u; }
+    std::uint16_t length() const noexcept { return load_be16(total_length); }
+    std::uint16_t frag_field() const noexcept { return load_be16(frag); }
+    bool is_fragment() const noexcept { return (frag_field() & (kIpv4FlagMf | kIpv4OffsetMask)) != 0; }
+    std::uint32_t source() const noexcept { return load_be32(src); }
+    std::uint32_t destination() const noexcept { return load_be32(dst); }
+    std::uint16_t header_checksum() const noexcept { return load_be16(checksum); }
+};
+static_assert(sizeof(Ipv4Hdr) == Ipv4Hdr::kSize);
+
+// One's-complement sum of `len` bytes (len even), not yet folded.
+inline std::uint32_t ones_sum(const void* data, std::size_t len, std::uint32_t sum = 0) noexcept {
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    for (std::size_t i = 0; i + 1 < len; i += 2)
+        sum += load_be16(p + i);
+    return sum;
+}
+inline std::uint16_t fold(std::uint32_t sum) noexcept {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(sum);
+}
+
+// The checksum field's value for a header of `len` bytes (field itself zero).
+inline std::uint16_t ipv4_checksum(const void* header, std::size_t len) noexcept {
+    return static_cast<std::uint16_t>(~fold(ones_sum(header, len)));
+}
+// True when the header's checksum verifies (the sum including it is 0xffff).
+inline bool ipv4_checksum_ok(const void* header, std::size_t len) noexcept {
+    return fold(ones_sum(header, len)) == 0xffff;
+}
+
+// TTL - 1 with the checksum updated incrementally (RFC 1624 eqn. 3:
+// HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and protocol.
+inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
+    const std::uint16_t old_word = static_cast<std::uint16_t>(h.ttl << 8 | h.protocol);
+    --h.ttl;
+    const std::uint16_t new_word = static_cast<std::uint16_t>(h.ttl << 8 | h.protocol);
+    const std::uint32_t sum = static_cast<std::uint16_t>(~h.header_checksum()) +
+                              static_cast<std::uint16_t>(~old_word) + new_word;
+    store_be16(h.checksum, static_cast<std::uint16_t>(~fold(sum)));
+}
+
+// Writes a 20-byte header with its checksum.
+inline void ipv4_write(Ipv4Hdr& h, std::uint32_t src, std::uint32_t dst, std::uint8_t protocol,
+                       std::uint16_t total_length, std::uint8_t ttl, std::uint16_t frag_field, std::uint8_t tos = 0,
+                       std::uint16_t id = 0) noexcept {
+    h.version_ihl = 0x45;
+    h.tos = tos;
+    store_be16(h.total_length, total_length);
+    store_be16(h.id, id);
+    store_be16(h.frag, frag_field);
+    h.ttl = ttl;
+    h.protocol = protocol;
+    store_be16(h.checksum, 0);
+    store_be32(h.src, src);
+    store_be32(h.dst, dst);
+    store_be16(h.checksum, ipv4_checksum(&h, Ipv4Hdr::kSize));
+}
+
+}  // namespace podfwd::proto
