@@ -40,6 +40,7 @@ enum class Drop : std::uint8_t {
     kTunnelFragment,     // fragments of tunnelled packets are not reassembled
     kMtuExceeded,        // encapsulated packet larger than the uplink MTU
     kNoHeadroom,         // no room to prepend the outer headers
+    kMultiSegment,       // chained buffers: the fast path wants one contiguous buffer
     kCount
 };
 

@@ -72,35 +72,40 @@ const char* drop_name(Drop d) noexcept {
         "short_frame",  "not_ipv4",          "bad_version",          "bad_header_length", "ipv4_options",
         "bad_total_length", "bad_checksum",  "ttl_exceeded",         "no_route",          "blackhole",
         "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",  "vxlan_wrong_vni",
-        "tunnel_fragment", "mtu_exceeded",   "no_headroom"};
+        "tunnel_fragment", "mtu_exceeded",   "no_headroom",          "multi_segment"};
     static_assert(std::size(kNames) == static_cast<unsigned>(Drop::kCount));
     return kNames[static_cast<unsigned>(d)];
 }
 
 // ---- KnownNodes ----
 
-void KnownNodes::rebuild(const lpm::TableView& table) {
-    generation_ = table.nexthop_generation();
-    std::vector<Ipv4Addr> nodes;
-    const std::uint32_t max = table.capacity().max_nexthops;
-    for (lpm::NextHopId id = 1; id <= max; ++id)
-        if (const lpm::NextHop* nh = table.nexthop(id); nh != nullptr && nh->node_ip != 0)
-            nodes.push_back(nh->node_ip);
+void KnownNodes::reserve(std::uint32_t max_nodes) {
     std::uint32_t size = 16;
-    while (size < 2 * nodes.size())
+    while (size < 2 * std::uint64_t{max_nodes})
         size *= 2;
     slots_.assign(size, 0);
     mask_ = size - 1;
-    for (Ipv4Addr ip : nodes) {
-        std::uint32_t i = mix(ip) & mask_;
-        while (slots_[i] != 0 && slots_[i] != ip)
+}
+
+// Runs on the forwarding lcore when next hops change (rarely): a scan of the
+// next-hop ids into the preallocated table, no allocation.
+void KnownNodes::rebuild(const lpm::TableView& table) {
+    generation_ = table.nexthop_generation();
+    std::fill(slots_.begin(), slots_.end(), 0);
+    const std::uint32_t max = table.capacity().max_nexthops;
+    for (lpm::NextHopId id = 1; id <= max; ++id) {
+        const lpm::NextHop* nh = table.nexthop(id);
+        if (nh == nullptr || nh->node_ip == 0)
+            continue;
+        std::uint32_t i = mix(nh->node_ip) & mask_;
+        while (slots_[i] != 0 && slots_[i] != nh->node_ip)
             i = (i + 1) & mask_;
-        slots_[i] = ip;
+        slots_[i] = nh->node_ip;
     }
 }
 
 bool KnownNodes::contains(Ipv4Addr ip) const noexcept {
-    if (ip == 0 || slots_.empty())
+    if (ip == 0)
         return false;
     for (std::uint32_t i = mix(ip) & mask_;; i = (i + 1) & mask_) {
         if (slots_[i] == ip)

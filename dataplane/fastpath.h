@@ -42,9 +42,10 @@ enum class Verdict : std::uint8_t { kUplink = 0, kHost = 1, kDrop = 2 };
 inline constexpr unsigned kMaxBurst = 64;
 
 // The node IPs that may send us IPIP: every next hop's node. Rebuilt when
-// the table's generation changes (next hops are few and change rarely).
+// the table's next hops change (rarely), into memory reserved up front.
 class KnownNodes {
 public:
+    void reserve(std::uint32_t max_nodes);
     void rebuild(const lpm::TableView& table);
     bool contains(Ipv4Addr ip) const noexcept;
     std::uint64_t generation() const noexcept { return generation_; }
@@ -57,7 +58,9 @@ private:
 
 class Forwarder {
 public:
-    Forwarder(const NodeConfig& config, const lpm::TableView& table) : config_(config), table_(table) {}
+    Forwarder(const NodeConfig& config, const lpm::TableView& table) : config_(config), table_(table) {
+        known_nodes_.reserve(table.capacity().max_nexthops);
+    }
 
     // Processes up to kMaxBurst packets received on `from`; sets verdicts[i].
     void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters) noexcept;

@@ -1,0 +1,158 @@
+#include "dataplane/app/worker.h"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <spdlog/spdlog.h>
+#include <ctime>
+
+#include <algorithm>
+
+namespace podfwd::dp::app {
+
+namespace {
+
+// Idle back-off, as grout's main loop: spin while traffic may be arriving,
+// then sleep for a growing interval so an idle dataplane leaves the core to
+// others (two instances share a 2-core machine). The cap bounds the latency
+// added to the first packet after a lull.
+constexpr unsigned kSpinsBeforeSleep = 256;
+constexpr unsigned kMaxSleepUs = 500;
+
+constexpr PortRole kRoles[] = {PortRole::kUplink, PortRole::kHost};
+
+void sleep_us(unsigned us) noexcept {
+    timespec ts{0, static_cast<long>(us) * 1000};
+    nanosleep(&ts, nullptr);
+}
+
+// The mbufs of one loop iteration, sorted by what happens to them.
+struct Burst {
+    rte_mbuf* rx[kMaxBurst];
+    PacketView views[kMaxBurst];
+    Verdict verdicts[kMaxBurst];
+    // Both ports' RX can send to either port: room for two bursts per port.
+    rte_mbuf* tx[kPortRoles][2 * kMaxBurst];
+    unsigned tx_count[kPortRoles];
+    rte_mbuf* dropped[kMaxBurst];
+};
+
+class Loop {
+public:
+    Loop(const WorkerContext& ctx, lpm::ReaderSlot& slot) noexcept
+        : ctx_(ctx), slot_(slot), forwarder_(ctx.config, *ctx.table), stats_(*ctx.stats),
+          counters_(ctx.stats->counters) {}
+
+    void run() noexcept {
+        unsigned idle_polls = 0;
+        unsigned sleep = 0;
+        while (!ctx_.stop->load(std::memory_order_relaxed)) {
+            unsigned received = 0;
+            b_.tx_count[0] = b_.tx_count[1] = 0;
+            for (PortRole role : kRoles)
+                received += receive(role);
+            for (PortRole role : kRoles)
+                transmit(role);
+            // No pointer into the table survives the iteration.
+            slot_.quiescent();
+
+            if (received != 0) {
+                ++stats_.busy_polls;
+                idle_polls = 0;
+                sleep = 0;
+                continue;
+            }
+            if (++idle_polls < kSpinsBeforeSleep)
+                continue;
+            sleep = std::min(kMaxSleepUs, sleep == 0 ? 1 : sleep * 2);
+            ++stats_.idle_sleeps;
+            // Offline, the table's writer need not wait for us while we sleep.
+            slot_.offline();
+            sleep_us(sleep);
+            slot_.online();
+        }
+    }
+
+private:
+    // One RX burst of `role`'s port through the fast path; returns how many
+    // packets came in.
+    unsigned receive(PortRole role) noexcept {
+        const auto r = static_cast<unsigned>(role);
+        const std::uint16_t n = rte_eth_rx_burst(ctx_.ports[r], ctx_.queue, b_.rx, static_cast<std::uint16_t>(ctx_.burst));
+        if (n == 0)
+            return 0;
+        counters_.rx_packets[r] += n;
+
+        unsigned kept = 0;
+        unsigned dropped = 0;
+        for (unsigned i = 0; i < n; ++i) {
+            rte_mbuf* m = b_.rx[i];
+            if (m->nb_segs != 1) {   // the fast path works on one contiguous buffer
+                b_.dropped[dropped++] = m;
+                counters_.count(Drop::kMultiSegment);
+                continue;
+            }
+            b_.rx[kept] = m;
+            b_.views[kept++] = PacketView{rte_pktmbuf_mtod(m, std::uint8_t*), m->data_len, rte_pktmbuf_headroom(m)};
+        }
+        forwarder_.process(role, b_.views, b_.verdicts, kept, counters_);
+
+        for (unsigned i = 0; i < kept; ++i) {
+            rte_mbuf* m = b_.rx[i];
+            const Verdict v = b_.verdicts[i];
+            if (v == Verdict::kDrop) {
+                b_.dropped[dropped++] = m;
+                continue;
+            }
+            // Encapsulation moved the start of the frame into the headroom.
+            const PacketView& p = b_.views[i];
+            m->data_off = static_cast<std::uint16_t>(p.data - static_cast<std::uint8_t*>(m->buf_addr));
+            m->data_len = static_cast<std::uint16_t>(p.len);
+            m->pkt_len = p.len;
+            const auto out = static_cast<unsigned>(v);
+            b_.tx[out][b_.tx_count[out]++] = m;
+        }
+        if (dropped != 0)
+            rte_pktmbuf_free_bulk(b_.dropped, dropped);
+        return n;
+    }
+
+    void transmit(PortRole role) noexcept {
+        const auto r = static_cast<unsigned>(role);
+        const unsigned n = b_.tx_count[r];
+        if (n == 0)
+            return;
+        const std::uint16_t sent =
+            rte_eth_tx_burst(ctx_.ports[r], ctx_.queue, b_.tx[r], static_cast<std::uint16_t>(n));
+        counters_.tx_packets[r] += sent;
+        if (sent < n) {   // the TX ring is full: drop rather than stall RX
+            counters_.tx_dropped[r] += n - sent;
+            rte_pktmbuf_free_bulk(b_.tx[r] + sent, n - sent);
+        }
+    }
+
+    const WorkerContext& ctx_;
+    lpm::ReaderSlot& slot_;
+    Forwarder forwarder_;
+    LcoreStats& stats_;
+    LcoreCounters& counters_;
+    Burst b_{};
+};
+
+}  // namespace
+
+int worker_main(void* context) {
+    const auto& ctx = *static_cast<const WorkerContext*>(context);
+    auto slot = ctx.table->register_reader();
+    if (!slot) {
+        spdlog::error("lcore {}: cannot register as a table reader: {}", ctx.stats->lcore_id, slot.error().message);
+        ctx.failed->store(true);
+        ctx.stop->store(true);   // the others stop too: half a dataplane is worse than none
+        return -1;
+    }
+    Loop loop(ctx, *slot);
+    loop.run();
+    slot->offline();
+    return 0;
+}
+
+}  // namespace podfwd::dp::app

@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""Smoke test of podfwd-dataplane on net_pcap vdevs.
+
+A stand-in control plane (podfwd-test-table) creates the route table; the
+dataplane forwards scapy-built pcaps from port 0 (uplink) and port 1 (host)
+into output pcaps. Checked: host-gw rewrite (MACs, TTL-1), IPIP encap,
+delivery to the host, a no-route drop in the shared-memory counters and in
+the final report, little CPU when idle, clean exit on SIGINT, and the
+command-line validation (exit code 2).
+
+Usage: test_dataplane.py PODFWD_DATAPLANE PODFWD_TEST_TABLE
+Runs with Debian's /usr/bin/python3 (it has scapy).
+"""
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap, wrpcap
+
+DATAPLANE, TABLE_HELPER = sys.argv[1], sys.argv[2]
+
+NODE_IP = "192.168.1.1"
+NODE_MAC = "02:00:00:00:01:01"
+HOST_MAC = "02:00:00:00:00:01"
+PEER_MAC = "02:00:00:00:09:09"          # whoever sent us the frames on the uplink
+GW_NODE, GW_MAC = "192.168.1.2", "02:00:00:00:02:02"
+IPIP_NODE, IPIP_MAC = "192.168.1.3", "02:00:00:00:03:03"
+
+# Mirrors action_name()/drop_name() in dataplane/fastpath.cc; the header's
+# counts catch an enum that grew without this list.
+ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host"]
+DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
+         "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
+         "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
+         "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
+STATS_MAGIC = 0x5441545344574650
+STATE_RUNNING = 2
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def eal_args(tmp, uplink_rx, host_rx):
+    # --no-huge needs legacy memory, which --in-memory refuses; --no-shconf
+    # keeps concurrent instances from sharing runtime files instead.
+    return ["--no-pci", "--no-huge", "--no-shconf", "-m", "256", "-l", "0", "--log-level=lib.eal:warning",
+            f"--vdev=net_pcap0,rx_pcap={uplink_rx},tx_pcap={tmp}/up_out.pcap",
+            f"--vdev=net_pcap1,rx_pcap={host_rx},tx_pcap={tmp}/host_out.pcap"]
+
+
+def app_args(table, host_port=1):
+    return ["--node-ip", NODE_IP, "--node-mac", NODE_MAC, "--host-mac", HOST_MAC, "--table", table,
+            "--uplink-port", "0", "--host-port", str(host_port)]
+
+
+def read_stats(path):
+    """Header and per-lcore counters of /dev/shm/<table>.stats.<pid>, or None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    if len(data) < 64:
+        return None
+    (magic, version, lcores, entry_size, counters_off, roles, n_actions, n_drops, pid, state,
+     _, _, _) = struct.unpack_from("<QIIIIIIIIIIQQ", data, 0)
+    if magic != STATS_MAGIC:
+        return None
+    total = {"state": state, "version": version, "lcores": lcores, "n_actions": n_actions,
+             "n_drops": n_drops, "rx": [0] * roles, "tx": [0] * roles, "tx_dropped": [0] * roles,
+             "actions": [0] * n_actions, "drops": [0] * n_drops, "idle_sleeps": 0}
+    for i in range(lcores):
+        base = 64 + i * entry_size
+        _, _, _, idle_sleeps, _ = struct.unpack_from("<IIQQQ", data, base)
+        total["idle_sleeps"] += idle_sleeps
+        off = base + counters_off
+        fields = struct.unpack_from(f"<{3 * roles + n_actions + n_drops}Q", data, off)
+        for key, start, n in (("rx", 0, roles), ("tx", roles, roles), ("tx_dropped", 2 * roles, roles),
+                              ("actions", 3 * roles, n_actions), ("drops", 3 * roles + n_actions, n_drops)):
+            for k in range(n):
+                total[key][k] += fields[start + k]
+    return total
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def stop(proc, timeout=10):
+    """SIGINT, then the exit code (killing the process if it hangs)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def write_inputs(tmp):
+    l2 = Ether(dst=NODE_MAC, src=PEER_MAC)
+    uplink = [
+        l2 / IP(src="10.244.9.1", dst="10.244.1.5", ttl=64) / UDP(sport=1000 + i, dport=80) / ("x" * 20)
+        for i in range(3)
+    ]
+    uplink.append(l2 / IP(src="10.244.9.1", dst="8.8.8.8", ttl=64) / UDP() / "no route")
+    uplink.append(l2 / IP(src="10.244.9.1", dst="10.244.0.7", ttl=64) / UDP() / "to a local pod")
+    uplink.append(l2 / IP(src="10.244.9.1", dst="10.244.2.9", ttl=64) / UDP() / "to an ipip node")
+    host = [Ether(dst=NODE_MAC, src=HOST_MAC) / IP(src="10.244.0.7", dst="10.244.1.6", ttl=10) / UDP() / "pod out"]
+    wrpcap(f"{tmp}/in.pcap", uplink)
+    wrpcap(f"{tmp}/host_in.pcap", host)
+    return len(uplink), len(host)
+
+
+def start_table(table, started):
+    helper = subprocess.Popen(
+        [TABLE_HELPER, table,
+         f"10.244.1.0/24=host_gw,node={GW_NODE},mac={GW_MAC}",
+         f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}",
+         "10.244.0.0/24=local"],
+        stdout=subprocess.PIPE, text=True)
+    started.append(helper)
+    ready, _, _ = select.select([helper.stdout], [], [], 10)
+    line = helper.stdout.readline() if ready else ""
+    if not line.startswith("ready"):
+        raise RuntimeError(f"table helper did not get ready: {line!r}")
+    return helper
+
+
+def test_validation(tmp):
+    empty = f"{tmp}/empty.pcap"
+    wrpcap(empty, [], linktype=1)   # Ethernet; an empty list has no packet to infer it from
+
+    def run(eal, app):
+        return subprocess.run([DATAPLANE, *eal, "--", *app], capture_output=True, text=True, timeout=30)
+
+    r = run([], ["--node-ip", "10.0.0.300"])
+    check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "node-ip" in r.stderr,
+          f"bad IP: exit 2, one line ({r.returncode}: {r.stderr.strip()})")
+    r = run([], ["--node-ip", "10.0.0.1", "--host-mac", "02:00:00:00:00"])
+    check(r.returncode == 2 and "host-mac" in r.stderr, f"bad MAC: exit 2 ({r.stderr.strip()})")
+    r = run([], ["--node-ip", "10.0.0.1", "--uplink-port", "1", "--host-port", "1"])
+    check(r.returncode == 2, f"same port for both roles: exit 2 ({r.stderr.strip()})")
+    with open(f"{tmp}/bad.conf", "w") as f:
+        f.write("node-ip = 10.0.0.1\nuplink-port = 3\nhost-port = 3\n")
+    r = run([], ["--config", f"{tmp}/bad.conf"])
+    check(r.returncode == 2 and "both 3" in r.stderr, f"options read from --config ({r.stderr.strip()})")
+    r = run(eal_args(tmp, empty, empty), app_args("unused", host_port=5))
+    check(r.returncode == 2 and "no such DPDK port" in r.stderr.splitlines()[-1],
+          f"missing port: exit 2 ({r.returncode}: {r.stderr.strip().splitlines()[-1:]})")
+
+
+def test_wait_for_table(tmp, started):
+    """Without a table: one log line, then a clean exit on SIGINT."""
+    empty = f"{tmp}/empty.pcap"
+    log_path = f"{tmp}/wait.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([DATAPLANE, *eal_args(tmp, empty, empty), "--",
+                                 *app_args(f"podfwd-absent-{os.getpid()}")], stdout=log, stderr=subprocess.STDOUT)
+    started.append(proc)
+
+    def logged():
+        with open(log_path) as f:
+            return "waiting for the route table" in f.read() or proc.poll() is not None
+    wait_for(logged, 20, "the waiting message")
+    check(proc.poll() is None, "keeps waiting for the table")
+    rc = stop(proc)
+    with open(log_path) as f:
+        text = f.read()
+    check(rc == 0, f"SIGINT while waiting: exit 0 (got {rc})")
+    check(text.count("polling every") == 1, "the wait is logged once, not per poll")
+
+
+def test_forwarding(tmp, started, segments):
+    table = f"podfwd-test-{os.getpid()}"
+    segments.append(f"/dev/shm/{table}")
+    n_uplink, n_host = write_inputs(tmp)
+    start_table(table, started)
+
+    out = open(f"{tmp}/dataplane.log", "w+")
+    proc = subprocess.Popen([DATAPLANE, *eal_args(tmp, f"{tmp}/in.pcap", f"{tmp}/host_in.pcap"), "--",
+                             *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
+    started.append(proc)
+    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
+    segments.append(stats_path)
+
+    def consumed():
+        if proc.poll() is not None:
+            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
+        s = read_stats(stats_path)
+        return s if s and s["state"] == STATE_RUNNING and s["rx"] == [n_uplink, n_host] else None
+
+    try:
+        stats = wait_for(consumed, 30, "the dataplane to receive every input packet")
+    except (TimeoutError, RuntimeError) as e:
+        out.seek(0)
+        print(out.read())
+        raise
+    check(stats["n_actions"] == len(ACTIONS) and stats["n_drops"] == len(DROPS), "counter layout as expected")
+    drops = dict(zip(DROPS, stats["drops"]))
+    actions = dict(zip(ACTIONS, stats["actions"]))
+    check(drops["no_route"] == 1, f"no-route packet counted in shared memory ({drops['no_route']})")
+    check(sum(stats["drops"]) == 1, "no other drop")
+    check(actions["host_gw"] == 4 and actions["ipip_encap"] == 1 and actions["to_host"] == 1,
+          f"actions {actions}")
+    check(stats["tx"] == [5, 1] and stats["tx_dropped"] == [0, 0], f"tx per role {stats['tx']}")
+
+    # Idle: the input is consumed; the loop should be sleeping.
+    before = cpu_seconds(proc.pid)
+    time.sleep(1.0)   # a measurement window, not a wait for an event
+    used = cpu_seconds(proc.pid) - before
+    check(used < 0.3, f"idle CPU {used:.2f} s over 1 s")
+
+    rc = stop(proc)
+    out.seek(0)
+    log = out.read()
+    check(rc == 0, f"SIGINT: exit 0 (got {rc})")
+    check("drop no_route 1" in log and "action host_gw 4" in log, "final counters printed by name")
+    check(not os.path.exists(stats_path), "counters segment unlinked at exit")
+    if failures:
+        print(log)
+
+    up = rdpcap(f"{tmp}/up_out.pcap")
+    host = rdpcap(f"{tmp}/host_out.pcap")
+    check(len(up) == 5 and len(host) == 1, f"{len(up)} frames out of the uplink, {len(host)} to the host")
+    gw = [p for p in up if IP in p and p[IP].proto == 17]
+    check(len(gw) == 4, "four host-gw frames on the uplink")
+    for p in gw:
+        check(p[Ether].dst == GW_MAC and p[Ether].src == NODE_MAC, f"host-gw MACs {p[Ether].src} -> {p[Ether].dst}")
+        expected_ttl = 9 if p[IP].src == "10.244.0.7" else 63
+        check(p[IP].ttl == expected_ttl, f"host-gw TTL {p[IP].ttl} == {expected_ttl}")
+        check(p[IP].chksum == _fresh_checksum(p), "host-gw IPv4 checksum valid")
+    ipip = [p for p in up if IP in p and p[IP].proto == 4]
+    check(len(ipip) == 1 and ipip[0][IP].src == NODE_IP and ipip[0][IP].dst == IPIP_NODE and
+          ipip[0][Ether].dst == IPIP_MAC, "IPIP frame to the next hop's node")
+    check(host[0][Ether].dst == HOST_MAC and host[0][IP].dst == "10.244.0.7", "local pod's packet to the host MAC")
+
+
+def _fresh_checksum(p):
+    ip = IP(bytes(p[IP]))
+    ip.chksum = None
+    return IP(bytes(ip)).chksum
+
+
+def main():
+    started, segments = [], []
+    with tempfile.TemporaryDirectory(prefix="podfwd-dp-") as tmp:
+        try:
+            test_validation(tmp)
+            test_wait_for_table(tmp, started)
+            test_forwarding(tmp, started, segments)
+        except Exception as e:   # noqa: BLE001 - report and clean up
+            failures.append(f"{type(e).__name__}: {e}")
+            print(f"FAIL {type(e).__name__}: {e}", flush=True)
+        finally:
+            for proc in started:        # only what this test started, by PID
+                if proc.poll() is None:
+                    stop(proc, timeout=5)
+            for path in segments:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
