@@ -38,7 +38,7 @@ enum class Drop : std::uint8_t {
     kVxlanBadHeader,     // I flag missing, or UDP length wrong
     kVxlanWrongVni,
     kTunnelFragment,     // fragments of tunnelled packets are not reassembled
-    kMtuExceeded,        // encapsulated packet larger than the uplink MTU
+    kMtuExceeded,        // larger than the uplink MTU (after encapsulation); ICMP comes later
     kNoHeadroom,         // no room to prepend the outer headers
     kMultiSegment,       // chained buffers: the fast path wants one contiguous buffer
     kCount

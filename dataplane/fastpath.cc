@@ -77,6 +77,11 @@ const char* drop_name(Drop d) noexcept {
     return kNames[static_cast<unsigned>(d)];
 }
 
+Forwarder::Forwarder(const NodeConfig& config, const lpm::TableView& table)
+    : config_(config), table_(table), next_ip_id_(config.outer_ip_id_start) {
+    known_nodes_.reserve(table.capacity().max_nexthops);
+}
+
 // ---- KnownNodes ----
 
 void KnownNodes::reserve(std::uint32_t max_nodes) {
@@ -170,8 +175,15 @@ Forwarder::Step Forwarder::parse(PortRole from, PacketView& pkt, LcoreCounters& 
         return drop(Drop::kShortFrame);
     if (eth_of(pkt).ether_type() != kEtherTypeIpv4)
         return drop(Drop::kNotIpv4);
-    if (const Drop d = check_ipv4(pkt); d != Drop::kCount)
+    if (const Drop d = check_ipv4(pkt); d != Drop::kCount) {
+        // Options addressed to the node itself (IGMP's Router Alert, say)
+        // are the kernel's business, not the fast path's.
+        if (d == Drop::kIpv4Options && from == PortRole::kUplink && ip_of(pkt).destination() == config_.node_ip) {
+            counters.count(Action::kToHost);
+            return Step::kToHost;
+        }
         return drop(d);
+    }
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();   // drop Ethernet padding
 
     if (from != PortRole::kUplink || ip_of(pkt).destination() != config_.node_ip)
@@ -269,6 +281,8 @@ Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, LcoreCounters& co
         Ipv4Hdr& ip = ip_of(pkt);
         if (ip.ttl <= 1)
             return drop(Drop::kTtlExceeded);
+        if (ip.length() > config_.mtu)
+            return drop(Drop::kMtuExceeded);
         ipv4_decrement_ttl(ip);
         EtherHdr& eth = eth_of(pkt);
         eth.dst = nh->mac;
@@ -306,7 +320,7 @@ Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCoun
     const std::uint8_t tos = inner.tos;
     open_after_ethernet(pkt, kIpipOverhead);
     ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoIpip,
-               static_cast<std::uint16_t>(inner_len + kIpipOverhead), kOuterTtl, df, tos);
+               static_cast<std::uint16_t>(inner_len + kIpipOverhead), kOuterTtl, df, tos, outer_ip_id(df));
     EtherHdr& eth = eth_of(pkt);
     eth.dst = nh.mac;
     eth.src = config_.uplink_mac;
@@ -344,7 +358,7 @@ Verdict Forwarder::encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCou
     eth.src = config_.uplink_mac;
     eth.set_ether_type(kEtherTypeIpv4);
     ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoUdp, static_cast<std::uint16_t>(outer_len), kOuterTtl,
-               0);
+               0, 0, outer_ip_id(0));
     auto& udp = *reinterpret_cast<UdpHdr*>(pkt.data + kEthIp);
     store_be16(udp.src_port, source_port);
     store_be16(udp.dst_port, config_.vxlan_port);

@@ -26,6 +26,9 @@ struct NodeConfig {
     std::uint16_t vxlan_port = 4789;
     std::uint32_t vni = 1;
     std::uint16_t mtu = 1500;       // uplink IP MTU
+    // First IP ID of outer headers without DF. Give each lcore its own
+    // random start; a fixed one keeps pcap runs reproducible.
+    std::uint16_t outer_ip_id_start = 0;
 };
 
 // A packet in a buffer: `data` points at the Ethernet header, `headroom`
@@ -58,9 +61,7 @@ private:
 
 class Forwarder {
 public:
-    Forwarder(const NodeConfig& config, const lpm::TableView& table) : config_(config), table_(table) {
-        known_nodes_.reserve(table.capacity().max_nexthops);
-    }
+    Forwarder(const NodeConfig& config, const lpm::TableView& table);
 
     // Processes up to kMaxBurst packets received on `from`; sets verdicts[i].
     void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters) noexcept;
@@ -76,9 +77,15 @@ private:
     Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
     Verdict encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
 
+    // RFC 6864: an outer header that may be fragmented (DF clear) needs an
+    // ID unique per source, destination and protocol while its fragments
+    // live; one counter per forwarder (per lcore).
+    std::uint16_t outer_ip_id(std::uint16_t df) noexcept { return df != 0 ? 0 : next_ip_id_++; }
+
     NodeConfig config_;
     const lpm::TableView& table_;
     KnownNodes known_nodes_;
+    std::uint16_t next_ip_id_;
 };
 
 // UDP source port for a VXLAN packet from the inner flow (RFC 7348 section

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include <algorithm>
+#include <random>
 
 namespace podfwd::dp::app {
 
@@ -19,6 +20,13 @@ constexpr unsigned kSpinsBeforeSleep = 256;
 constexpr unsigned kMaxSleepUs = 500;
 
 constexpr PortRole kRoles[] = {PortRole::kUplink, PortRole::kHost};
+
+// Each lcore numbers its outer IP IDs from its own random start, so lcores
+// and restarts do not reuse each other's IDs toward the same peer.
+NodeConfig with_random_ip_id(NodeConfig config) {
+    config.outer_ip_id_start = static_cast<std::uint16_t>(std::random_device{}());
+    return config;
+}
 
 void sleep_us(unsigned us) noexcept {
     timespec ts{0, static_cast<long>(us) * 1000};
@@ -38,8 +46,8 @@ struct Burst {
 
 class Loop {
 public:
-    Loop(const WorkerContext& ctx, lpm::ReaderSlot& slot) noexcept
-        : ctx_(ctx), slot_(slot), forwarder_(ctx.config, *ctx.table), stats_(*ctx.stats),
+    Loop(const WorkerContext& ctx, lpm::ReaderSlot& slot)
+        : ctx_(ctx), slot_(slot), forwarder_(with_random_ip_id(ctx.config), *ctx.table), stats_(*ctx.stats),
           counters_(ctx.stats->counters) {}
 
     void run() noexcept {

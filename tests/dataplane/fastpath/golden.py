@@ -1,0 +1,223 @@
+"""Framework of the fast-path golden tests: the node under test and its
+neighbours, scapy packet builders, the tool runner and tshark.
+
+Imported by test_fastpath.py; TOOL is set by its main."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from scapy.all import ARP, IP, TCP, UDP, Ether, IPOption, Raw, RawPcapWriter, raw, rdpcap, wrpcap
+from scapy.layers.vxlan import VXLAN
+
+TOOL = os.environ.get("PODFWD_PCAP_FORWARD", "")
+TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
+
+# ---- the node under test (A) and its neighbours ----
+
+NODE_IP = "10.168.0.2"
+UPLINK_MAC = "02:00:00:00:00:02"
+VTEP_MAC = "0a:00:00:00:00:02"
+HOST_MAC = "02:00:00:00:00:fe"
+GW_MAC = "02:00:00:00:00:99"        # source of frames arriving on the uplink
+
+N3_IP, N3_MAC = "10.168.0.3", "02:00:00:00:00:03"                          # host-gw
+N4_IP, N4_MAC = "10.168.0.4", "02:00:00:00:00:04"                          # ipip
+N5_IP, N5_MAC, N5_VTEP = "10.168.0.5", "02:00:00:00:00:05", "0a:00:00:00:00:05"   # vxlan
+
+LOCAL_POD = "10.244.0.10"     # 10.244.0.0/24: local
+HOSTGW_POD = "10.244.1.5"     # 10.244.1.0/24 via n3
+IPIP_POD = "10.244.2.5"       # 10.244.2.0/24 via n4
+VXLAN_POD = "10.244.3.5"      # 10.244.3.0/24 via n5
+BLACKHOLE = "10.244.9.1"
+NO_ROUTE = "192.0.2.1"
+
+# The counters the cases refer to (the tool may list more: all must be zero).
+ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host"]
+DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options", "bad_total_length",
+         "bad_checksum", "ttl_exceeded", "no_route", "blackhole", "nexthop_gone", "unresolved_nexthop",
+         "ipip_unknown_source", "vxlan_bad_header", "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded",
+         "no_headroom"]
+
+
+def config_a(vxlan_port=4789, vni=1, mtu=1500):
+    return {
+        "node": {"ip": NODE_IP, "uplink_mac": UPLINK_MAC, "vtep_mac": VTEP_MAC, "host_mac": HOST_MAC,
+                 "vxlan_port": vxlan_port, "vni": vni, "mtu": mtu},
+        "nexthops": [
+            {"name": "self", "mode": "local"},
+            {"name": "n3", "node_ip": N3_IP, "mode": "host-gw", "mac": N3_MAC},
+            {"name": "n4", "node_ip": N4_IP, "mode": "ipip", "mac": N4_MAC},
+            {"name": "n5", "node_ip": N5_IP, "mode": "vxlan", "mac": N5_MAC, "vtep_mac": N5_VTEP},
+            {"name": "bh", "mode": "drop"},
+            {"name": "n6", "node_ip": "10.168.0.6", "mode": "ipip"},                     # unresolved
+            {"name": "n7", "node_ip": "10.168.0.7", "mode": "host-gw"},                  # unresolved
+            {"name": "n8", "node_ip": "10.168.0.8", "mode": "vxlan", "vtep_mac": "0a:00:00:00:00:08"},
+        ],
+        "routes": [
+            {"prefix": "10.244.0.0/24", "via": "self"},
+            {"prefix": "10.244.1.0/24", "via": "n3"},
+            {"prefix": "10.244.2.0/24", "via": "n4"},
+            {"prefix": "10.244.3.0/24", "via": "n5"},
+            {"prefix": "10.244.9.0/24", "via": "bh"},
+            {"prefix": "10.244.6.0/24", "via": "n6"},
+            {"prefix": "10.244.7.0/24", "via": "n7"},
+            {"prefix": "10.244.8.0/24", "via": "n8"},
+        ],
+    }
+
+
+# ---- packet builders ----
+
+def from_host(dst, src=LOCAL_POD, ttl=64, df=True, proto="udp", sport=40000, dport=80, payload=b"hello podfwd",
+              ip_id=0x1234, tos=0):
+    """A frame from a local pod as the host port delivers it, frozen to bytes."""
+    ip = IP(src=src, dst=dst, ttl=ttl, flags="DF" if df else 0, id=ip_id, tos=tos)
+    l4 = TCP(sport=sport, dport=dport, flags="PA", seq=1000) if proto == "tcp" else UDP(sport=sport, dport=dport)
+    return Ether(raw(Ether(src=HOST_MAC, dst=UPLINK_MAC) / ip / l4 / Raw(payload)))
+
+
+def from_uplink(ip_pkt, src_mac=GW_MAC, dst_mac=UPLINK_MAC):
+    return Ether(raw(Ether(src=src_mac, dst=dst_mac) / ip_pkt))
+
+
+def inner_ip(dst, src="10.244.2.7", ttl=63, payload=b"tunnelled payload"):
+    return IP(src=src, dst=dst, ttl=ttl, id=7) / UDP(sport=5000, dport=6000) / Raw(payload)
+
+
+def ipip_from(node_ip, inner, **outer):
+    return from_uplink(IP(src=node_ip, dst=NODE_IP, proto=4, ttl=64, **outer) / inner)
+
+
+def vxlan_from(node_ip, inner, vni=1, flags=0x08, port=4789, inner_dst_mac=VTEP_MAC, udp_len=None):
+    udp = UDP(sport=51000, dport=port, chksum=0)
+    if udp_len is not None:
+        udp.len = udp_len
+    return from_uplink(IP(src=node_ip, dst=NODE_IP, ttl=64) / udp / VXLAN(flags=flags, vni=vni) /
+                       Ether(src=N5_VTEP, dst=inner_dst_mac) / inner)
+
+
+def ip_bytes(frame):
+    """The IPv4 packet of an Ethernet frame, without Ethernet padding."""
+    b = raw(frame)[14:]
+    return b[:int.from_bytes(b[2:4], "big")]
+
+
+def checksum_ok(header):
+    s = sum(int.from_bytes(header[i:i + 2], "big") for i in range(0, len(header), 2))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s == 0xffff
+
+
+def forwarded(ip_in):
+    """What a router makes of an IPv4 packet: TTL - 1, checksum recomputed."""
+    b = bytearray(ip_in)
+    b[8] -= 1
+    b[10:12] = b"\0\0"
+    s = sum(int.from_bytes(b[i:i + 2], "big") for i in range(0, 20, 2))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    b[10:12] = (~s & 0xffff).to_bytes(2, "big")
+    return bytes(b)
+
+
+# ---- running the tool and tshark ----
+
+class Run:
+    def __init__(self, directory, uplink, host, counters, returncode, stderr):
+        self.dir = directory
+        self.uplink = uplink            # list of bytes
+        self.host = host
+        self.counters = counters
+        self.returncode = returncode
+        self.stderr = stderr
+        self.uplink_pcap = os.path.join(directory, "up.pcap")
+        self.host_pcap = os.path.join(directory, "host.pcap")
+
+
+def tshark(path, fields, decode_as=()):
+    cmd = [TSHARK, "-r", path, "-n", "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    for d in decode_as:
+        cmd += ["-d", d]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
+
+
+class FastPathCase(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="podfwd-fp-")
+        self.tmp = self._tmp.name
+        self.runs = 0
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def forward(self, packets, config=None, port="host", burst=None, expect_rc=0, raw_input=None):
+        """Runs the tool in a fresh subdirectory; returns a Run."""
+        self.runs += 1
+        d = os.path.join(self.tmp, "run%d" % self.runs)
+        os.mkdir(d)
+        cfg = os.path.join(d, "cfg.json")
+        with open(cfg, "w") as f:
+            if isinstance(config, str):
+                f.write(config)
+            else:
+                json.dump(config if config is not None else config_a(), f)
+        inp = os.path.join(d, "in.pcap")
+        if raw_input is not None:
+            with open(inp, "wb") as f:
+                f.write(raw_input)
+        else:
+            wrpcap(inp, packets)
+        cmd = [TOOL, "--config", cfg, "--in", inp, "--from", port, "--out-uplink", os.path.join(d, "up.pcap"),
+               "--out-host", os.path.join(d, "host.pcap"), "--counters", os.path.join(d, "counters.json")]
+        if burst is not None:
+            cmd += ["--burst", str(burst)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, expect_rc, "tool exit status; stderr: " + p.stderr)
+        if p.returncode != 0:
+            return Run(d, None, None, None, p.returncode, p.stderr)
+        with open(os.path.join(d, "counters.json")) as f:
+            counters = json.load(f)
+        up = [raw(x) for x in rdpcap(os.path.join(d, "up.pcap"))]
+        host = [raw(x) for x in rdpcap(os.path.join(d, "host.pcap"))]
+        return Run(d, up, host, counters, 0, p.stderr)
+
+    def assert_counters(self, run, actions=None, drops=None):
+        """Every action and drop counter: the given values, zero for the others."""
+        actions = actions or {}
+        drops = drops or {}
+        # The tool lists every counter; names added later must be zero too.
+        self.assertLessEqual(set(ACTIONS), set(run.counters["actions"]), "action names")
+        self.assertLessEqual(set(DROPS), set(run.counters["drops"]), "drop names")
+        self.assertEqual(run.counters["actions"], {a: actions.get(a, 0) for a in run.counters["actions"]},
+                         "action counters")
+        self.assertEqual(run.counters["drops"], {d: drops.get(d, 0) for d in run.counters["drops"]},
+                         "drop counters")
+
+    def assert_ip_forwarded(self, out_ip, in_ip):
+        """out_ip is in_ip routed once: TTL - 1, valid checksum, all else identical."""
+        self.assertEqual(len(out_ip), len(in_ip), "IP length")
+        self.assertEqual(out_ip[8], in_ip[8] - 1, "TTL decremented")
+        self.assertTrue(checksum_ok(out_ip[:20]), "IPv4 header checksum valid")
+        self.assertEqual(out_ip[:8], in_ip[:8], "IP header bytes 0..7")
+        self.assertEqual(out_ip[9], in_ip[9], "protocol")
+        self.assertEqual(out_ip[12:], in_ip[12:], "addresses and payload byte-identical")
+        self.assertEqual(out_ip, forwarded(in_ip))
+
+    def assert_eth(self, frame, dst, src):
+        e = Ether(frame)
+        self.assertEqual(e.dst, dst, "Ethernet destination")
+        self.assertEqual(e.src, src, "Ethernet source")
+        self.assertEqual(e.type, 0x0800, "EtherType")
