@@ -14,7 +14,6 @@ Runs with Debian's /usr/bin/python3 (it has scapy).
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,9 @@ import time
 
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
+from stats_reader import STATE_RUNNING, read_stats  # noqa: E402
 from scapy.utils import rdpcap, wrpcap
 
 DATAPLANE, TABLE_HELPER = sys.argv[1], sys.argv[2]
@@ -40,8 +42,6 @@ DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_op
          "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
          "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
          "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
-STATS_MAGIC = 0x5441545344574650
-STATE_RUNNING = 2
 
 failures = []
 
@@ -63,35 +63,6 @@ def eal_args(tmp, uplink_rx, host_rx):
 def app_args(table, host_port=1):
     return ["--node-ip", NODE_IP, "--node-mac", NODE_MAC, "--host-mac", HOST_MAC, "--table", table,
             "--uplink-port", "0", "--host-port", str(host_port)]
-
-
-def read_stats(path):
-    """Header and per-lcore counters of /dev/shm/<table>.stats.<pid>, or None."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    if len(data) < 64:
-        return None
-    (magic, version, lcores, entry_size, counters_off, roles, n_actions, n_drops, pid, state,
-     _, _, _) = struct.unpack_from("<QIIIIIIIIIIQQ", data, 0)
-    if magic != STATS_MAGIC:
-        return None
-    total = {"state": state, "version": version, "lcores": lcores, "n_actions": n_actions,
-             "n_drops": n_drops, "rx": [0] * roles, "tx": [0] * roles, "tx_dropped": [0] * roles,
-             "actions": [0] * n_actions, "drops": [0] * n_drops, "idle_sleeps": 0}
-    for i in range(lcores):
-        base = 64 + i * entry_size
-        _, _, _, idle_sleeps, _ = struct.unpack_from("<IIQQQ", data, base)
-        total["idle_sleeps"] += idle_sleeps
-        off = base + counters_off
-        fields = struct.unpack_from(f"<{3 * roles + n_actions + n_drops}Q", data, off)
-        for key, start, n in (("rx", 0, roles), ("tx", roles, roles), ("tx_dropped", 2 * roles, roles),
-                              ("actions", 3 * roles, n_actions), ("drops", 3 * roles + n_actions, n_drops)):
-            for k in range(n):
-                total[key][k] += fields[start + k]
-    return total
 
 
 def cpu_seconds(pid):
