@@ -6,6 +6,14 @@ import struct
 STATS_MAGIC = 0x5441545344574650
 STATE_RUNNING = 2
 
+# action_name() and drop_name() of dataplane/fastpath.cc, in enum order. The
+# segment's header carries the counts, so a reader notices an enum that grew.
+ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host"]
+DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
+         "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
+         "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
+         "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
+
 
 def read_stats(path):
     """Header and per-lcore counters of /dev/shm/<table>.stats.<pid>, or None."""
@@ -33,4 +41,7 @@ def read_stats(path):
                               ("actions", 3 * roles, n_actions), ("drops", 3 * roles + n_actions, n_drops)):
             for k in range(n):
                 total[key][k] += fields[start + k]
+    if n_actions == len(ACTIONS) and n_drops == len(DROPS):
+        total["action_by_name"] = dict(zip(ACTIONS, total["actions"]))
+        total["drop_by_name"] = dict(zip(DROPS, total["drops"]))
     return total

@@ -23,7 +23,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
-from stats_reader import STATE_RUNNING, read_stats  # noqa: E402
+from stats_reader import ACTIONS, DROPS, STATE_RUNNING, read_stats  # noqa: E402
 from scapy.utils import rdpcap, wrpcap
 
 DATAPLANE, TABLE_HELPER = sys.argv[1], sys.argv[2]
@@ -34,14 +34,6 @@ HOST_MAC = "02:00:00:00:00:01"
 PEER_MAC = "02:00:00:00:09:09"          # whoever sent us the frames on the uplink
 GW_NODE, GW_MAC = "192.168.1.2", "02:00:00:00:02:02"
 IPIP_NODE, IPIP_MAC = "192.168.1.3", "02:00:00:00:03:03"
-
-# Mirrors action_name()/drop_name() in dataplane/fastpath.cc; the header's
-# counts catch an enum that grew without this list.
-ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host"]
-DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
-         "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
-         "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
-         "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
 
 failures = []
 

@@ -7,16 +7,25 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from scapy.all import ARP, IP, TCP, UDP, Ether, IPOption, Raw, RawPcapWriter, raw, rdpcap, wrpcap
 from scapy.layers.vxlan import VXLAN
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
+import stats_reader  # noqa: E402
+
 TOOL = os.environ.get("PODFWD_PCAP_FORWARD", "")
 TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
+# With these set, every case runs through podfwd-dataplane on net_pcap vdevs
+# (a table made by podfwd-test-table) instead of podfwd-pcap-forward.
+DATAPLANE = os.environ.get("PODFWD_DATAPLANE", "")
+TEST_TABLE = os.environ.get("PODFWD_TEST_TABLE", "")
 
 # ---- the node under test (A) and its neighbours ----
 
@@ -38,11 +47,8 @@ BLACKHOLE = "10.244.9.1"
 NO_ROUTE = "192.0.2.1"
 
 # The counters the cases refer to (the tool may list more: all must be zero).
-ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host"]
-DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options", "bad_total_length",
-         "bad_checksum", "ttl_exceeded", "no_route", "blackhole", "nexthop_gone", "unresolved_nexthop",
-         "ipip_unknown_source", "vxlan_bad_header", "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded",
-         "no_headroom"]
+ACTIONS = stats_reader.ACTIONS
+DROPS = stats_reader.DROPS
 
 
 def config_a(vxlan_port=4789, vni=1, mtu=1500):
@@ -152,6 +158,67 @@ def tshark(path, fields, decode_as=()):
     return [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
 
 
+def forward_dpdk(d, packets, config, port, burst):
+    """The same case through podfwd-dataplane: the config's routes go into a
+    table held by podfwd-test-table, the packets into the port's rx_pcap."""
+    specs = []
+    nexthops = {nh["name"]: nh for nh in config["nexthops"]}
+    for route in config["routes"]:
+        nh = nexthops[route["via"]]
+        spec = route["prefix"] + "=" + nh["mode"].replace("-", "_")
+        for key, name in (("node_ip", "node"), ("mac", "mac"), ("vtep_mac", "vtep"), ("vni", "vni")):
+            if key in nh:
+                spec += ",%s=%s" % (name, nh[key])
+        specs.append(spec)
+    table = "golden.%d.%s" % (os.getpid(), os.path.basename(d))
+    empty = os.path.join(d, "empty.pcap")
+    wrpcap(empty, [])
+    inp = os.path.join(d, "in.pcap")
+    wrpcap(inp, packets)
+    node = {"mtu": 1500, "vxlan_port": 4789, "vni": 1, **config["node"]}   # the tool's defaults
+    eal = ["--no-pci", "--no-huge", "--no-shconf", "-m", "256", "-l", "0", "--log-level=lib.eal:error",
+           "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s/up.pcap" % (inp if port == "uplink" else empty, d),
+           "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=%s/host.pcap" % (inp if port == "host" else empty, d)]
+    app = ["--node-ip", node["ip"], "--node-mac", node["uplink_mac"], "--vtep-mac", node["vtep_mac"],
+           "--host-mac", node["host_mac"], "--mtu", str(node["mtu"]), "--vxlan-port", str(node["vxlan_port"]),
+           "--vni", str(node["vni"]), "--table", table, "--uplink-port", "0", "--host-port", "1"]
+    if burst is not None:
+        app += ["--burst", str(burst)]
+    control = subprocess.Popen([TEST_TABLE, table, *specs], stdout=subprocess.PIPE, text=True)
+    dataplane = None
+    try:
+        if not control.stdout.readline().startswith("ready"):
+            raise RuntimeError("podfwd-test-table did not start")
+        dataplane = subprocess.Popen([DATAPLANE, *eal, "--", *app], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        stats_path = "/dev/shm/%s.stats.%d" % (table, dataplane.pid)
+        deadline = time.monotonic() + 30
+        while True:   # until every input packet was received (bounded)
+            if dataplane.poll() is not None:
+                raise RuntimeError("podfwd-dataplane exited early:\n" + dataplane.stdout.read())
+            s = stats_reader.read_stats(stats_path)
+            if s and s["state"] == stats_reader.STATE_RUNNING and sum(s["rx"]) == len(packets):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("podfwd-dataplane did not receive every packet")
+            time.sleep(0.01)
+        dataplane.send_signal(signal.SIGINT)
+        out, _ = dataplane.communicate(timeout=30)   # final counters, printed once the loop has stopped
+    finally:
+        for p in (dataplane, control):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+    counters = {"actions": {a: 0 for a in ACTIONS}, "drops": {x: 0 for x in DROPS}}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] in ("action", "drop"):
+            counters[words[0] + "s"][words[1]] = int(words[2])
+    up = [raw(x) for x in rdpcap(os.path.join(d, "up.pcap"))]
+    host = [raw(x) for x in rdpcap(os.path.join(d, "host.pcap"))]
+    return Run(d, up, host, counters, 0, out)
+
+
 class FastPathCase(unittest.TestCase):
     maxDiff = None
 
@@ -164,10 +231,14 @@ class FastPathCase(unittest.TestCase):
         self._tmp.cleanup()
 
     def forward(self, packets, config=None, port="host", burst=None, expect_rc=0, raw_input=None):
-        """Runs the tool in a fresh subdirectory; returns a Run."""
+        """Runs the tool (or the DPDK binary) in a fresh subdirectory; returns a Run."""
         self.runs += 1
         d = os.path.join(self.tmp, "run%d" % self.runs)
         os.mkdir(d)
+        if DATAPLANE:
+            if isinstance(config, str) or raw_input is not None or expect_rc != 0:
+                self.skipTest("a case about podfwd-pcap-forward itself")
+            return forward_dpdk(d, packets, config if config is not None else config_a(), port, burst)
         cfg = os.path.join(d, "cfg.json")
         with open(cfg, "w") as f:
             if isinstance(config, str):

@@ -438,6 +438,8 @@ class RoundTrip(FastPathCase):
 
 class Tool(FastPathCase):
     def test_bursts_give_the_same_result(self):
+        if golden.DATAPLANE:
+            self.skipTest("podfwd-pcap-forward's bursts (the dataplane numbers outer IP IDs from a random start)")
         mix = []
         for i in range(100):
             mix.append([from_host(HOSTGW_POD, sport=i), from_host(IPIP_POD, sport=i), from_host(VXLAN_POD, sport=i),
@@ -513,7 +515,7 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if args and not args[0].startswith("-"):
         golden.TOOL = args.pop(0)
-    if not golden.TOOL or not os.access(golden.TOOL, os.X_OK):
+    if not golden.DATAPLANE and (not golden.TOOL or not os.access(golden.TOOL, os.X_OK)):
         sys.exit("usage: test_fastpath.py PATH/TO/podfwd-pcap-forward (or PODFWD_PCAP_FORWARD)")
     if not os.access(golden.TSHARK, os.X_OK):
         print("tshark not found: skipped")
