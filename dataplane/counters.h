@@ -37,6 +37,7 @@ enum class Drop : std::uint8_t {
     kIpipUnknownSource,  // IPIP from a node that is no route's next hop
     kVxlanBadHeader,     // I flag missing, or UDP length wrong
     kVxlanWrongVni,
+    kVxlanUnknownSource, // VXLAN from a node that is no route's next hop
     kTunnelFragment,     // fragments of tunnelled packets are not reassembled
     kMtuExceeded,        // larger than the uplink MTU (after encapsulation); ICMP comes later
     kNoHeadroom,         // no room to prepend the outer headers

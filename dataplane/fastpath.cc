@@ -35,7 +35,7 @@ Drop check_ipv4(const PacketView& p) noexcept {
         return Drop::kIpv4Options;
     if (ip.length() < Ipv4Hdr::kSize || ip.length() > p.len - EtherHdr::kSize)
         return Drop::kBadTotalLength;
-    if (!ipv4_checksum_ok(&ip, Ipv4Hdr::kSize))
+    if (!ipv4_header_checksum_ok(&ip))
         return Drop::kBadChecksum;
     return Drop::kCount;
 }
@@ -69,10 +69,11 @@ const char* action_name(Action a) noexcept {
 
 const char* drop_name(Drop d) noexcept {
     static constexpr const char* kNames[] = {
-        "short_frame",  "not_ipv4",          "bad_version",          "bad_header_length", "ipv4_options",
-        "bad_total_length", "bad_checksum",  "ttl_exceeded",         "no_route",          "blackhole",
-        "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",  "vxlan_wrong_vni",
-        "tunnel_fragment", "mtu_exceeded",   "no_headroom",          "multi_segment"};
+        "short_frame",      "not_ipv4",           "bad_version",         "bad_header_length",
+        "ipv4_options",     "bad_total_length",   "bad_checksum",        "ttl_exceeded",
+        "no_route",         "blackhole",          "nexthop_gone",        "unresolved_nexthop",
+        "ipip_unknown_source", "vxlan_bad_header", "vxlan_wrong_vni",    "vxlan_unknown_source",
+        "tunnel_fragment",  "mtu_exceeded",       "no_headroom",         "multi_segment"};
     static_assert(std::size(kNames) == static_cast<unsigned>(Drop::kCount));
     return kNames[static_cast<unsigned>(d)];
 }
@@ -160,8 +161,13 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
         }
     }
     table_.lookup_bulk(dst, ids, lookups);
+    // Records first, for the whole burst: their loads overlap.
+    const lpm::NextHopTable nexthops = table_.nexthops();
+    const lpm::NextHop* records[kMaxBurst];
     for (unsigned k = 0; k < lookups; ++k)
-        verdicts[index[k]] = forward(pkts[index[k]], ids[k], counters);
+        records[k] = nexthops.get(ids[k]);
+    for (unsigned k = 0; k < lookups; ++k)
+        verdicts[index[k]] = forward(pkts[index[k]], ids[k], records[k], counters);
 }
 
 // Validates the packet and decapsulates what is tunnelled to this node.
@@ -240,6 +246,11 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
         counters.count(Drop::kVxlanWrongVni);
         return false;
     }
+    // As for IPIP: only nodes we route to may put frames into the pod network.
+    if (!known_nodes_.contains(outer.source())) {
+        counters.count(Drop::kVxlanUnknownSource);
+        return false;
+    }
     pkt.data += kVxlanOverhead;
     pkt.len -= kVxlanOverhead;
     pkt.headroom += kVxlanOverhead;
@@ -256,14 +267,14 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
     return true;
 }
 
-Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept {
+Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
+                           LcoreCounters& counters) noexcept {
     const auto drop = [&](Drop reason) {
         counters.count(reason);
         return Verdict::kDrop;
     };
     if (id == lpm::kNoRoute)
         return drop(Drop::kNoRoute);
-    const lpm::NextHop* nh = table_.nexthop(id);
     if (nh == nullptr)
         return drop(Drop::kNextHopGone);
     switch (nh->mode) {

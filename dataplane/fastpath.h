@@ -73,7 +73,9 @@ private:
     Step parse(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
-    Verdict forward(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept;
+    // Inlined into the burst loop: host-gw, the common case, is a few stores.
+    [[gnu::always_inline]] inline Verdict forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
+                                                  LcoreCounters& counters) noexcept;
     Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
     Verdict encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
 

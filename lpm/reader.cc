@@ -56,9 +56,8 @@ TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapp
     trie_ = TrieView{mapping_->region<const std::atomic<std::uint64_t>>(h.dir_offset),
                      mapping_->region<const NextHopId>(h.leaves_offset),
                      mapping_->region<const NextHopId>(h.groups_offset)};
-    nh_map_ = mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset);
-    nh_records_ = mapping_->region<const NextHop>(h.nh_records_offset);
-    max_nexthops_ = h.capacity.max_nexthops;
+    nexthops_ = NextHopTable{mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset),
+                             mapping_->region<const NextHop>(h.nh_records_offset), h.capacity.max_nexthops};
     generation_ = &h.generation;
     nexthop_generation_ = &h.nexthop_generation;
 }

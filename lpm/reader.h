@@ -20,6 +20,23 @@ namespace podfwd::lpm {
 
 class Mapping;
 
+// The id -> record map of next hops, as raw pointers: copied into locals by a
+// burst loop, it resolves ids without reloading the view's members after
+// each acquire load (which is a compiler barrier).
+struct NextHopTable {
+    const std::atomic<std::uint32_t>* map = nullptr;
+    const NextHop* records = nullptr;
+    std::uint32_t max_id = 0;
+
+    // nullptr for kNoRoute or an id without a record (deleted under us).
+    const NextHop* get(NextHopId id) const noexcept {
+        if (id == kNoRoute || id > max_id)
+            return nullptr;
+        const std::uint32_t record = map[id].load(std::memory_order_acquire);
+        return record != 0 ? &records[record] : nullptr;
+    }
+};
+
 class ReaderSlot {
 public:
     ReaderSlot(ReaderSlot&&) noexcept;
@@ -60,12 +77,8 @@ public:
         trie_.lookup_bulk(addrs, out, n);
     }
     // nullptr for kNoRoute or an id without a record.
-    const NextHop* nexthop(NextHopId id) const noexcept {
-        if (id == kNoRoute || id > max_nexthops_)
-            return nullptr;
-        const std::uint32_t record = nh_map_[id].load(std::memory_order_acquire);
-        return record != 0 ? &nh_records_[record] : nullptr;
-    }
+    const NextHop* nexthop(NextHopId id) const noexcept { return nexthops_.get(id); }
+    const NextHopTable& nexthops() const noexcept { return nexthops_; }
 
     // Cheap change detectors for caches derived from the table: `generation`
     // moves with every commit and next-hop change, `nexthop_generation` with
@@ -83,11 +96,9 @@ private:
 
     std::shared_ptr<Mapping> mapping_;
     TrieView trie_;
-    const std::atomic<std::uint32_t>* nh_map_ = nullptr;
-    const NextHop* nh_records_ = nullptr;
+    NextHopTable nexthops_;
     const std::atomic<std::uint64_t>* generation_ = nullptr;
     const std::atomic<std::uint64_t>* nexthop_generation_ = nullptr;
-    std::uint32_t max_nexthops_ = 0;
 };
 
 }  // namespace podfwd::lpm

@@ -12,7 +12,7 @@ ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", 
 DROPS = ["short_frame", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
          "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
          "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
-         "vxlan_wrong_vni", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
+         "vxlan_wrong_vni", "vxlan_unknown_source", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment"]
 
 
 def read_stats(path):

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "dataplane/proto/bytes.h"
 
@@ -60,6 +61,20 @@ inline std::uint16_t ipv4_checksum(const void* header, std::size_t len) noexcept
 // True when the header's checksum verifies (the sum including it is 0xffff).
 inline bool ipv4_checksum_ok(const void* header, std::size_t len) noexcept {
     return fold(ones_sum(header, len)) == 0xffff;
+}
+
+// The same for a 20-byte header, on the fast path: five native 32-bit words
+// summed in 64 bits. The one's-complement sum does not depend on byte order
+// (RFC 1071 section 2B), so no swapping is needed to compare with all ones.
+inline bool ipv4_header_checksum_ok(const void* header) noexcept {
+    std::uint32_t w[5];
+    std::memcpy(w, header, sizeof w);
+    std::uint64_t sum = std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    return sum == 0xffff;
 }
 
 // TTL - 1 with the checksum updated incrementally (RFC 1624 eqn. 3:

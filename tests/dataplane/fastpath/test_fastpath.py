@@ -307,6 +307,8 @@ DROP_CASES = {
     "mtu_vxlan_1451_inner": ("mtu_exceeded", 1, "host",
                              [from_host(VXLAN_POD, payload=b"m" * (1451 - 28))]),
     "mtu_host_gw": ("mtu_exceeded", 1, "host", [from_host(HOSTGW_POD, payload=b"m" * (2000 - 28))]),
+    # VXLAN, like IPIP, only from nodes we route to: anyone could inject otherwise.
+    "vxlan_unknown_source": ("vxlan_unknown_source", 1, "uplink", [vxlan_from("192.0.2.99", inner_ip(LOCAL_POD))]),
 }
 
 
