@@ -311,21 +311,28 @@ Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHo
     return drop(Drop::kBlackhole);
 }
 
-Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
-    const auto drop = [&](Drop reason) {
-        counters.count(reason);
-        return Verdict::kDrop;
-    };
+// What every encapsulation checks before it touches the packet, in the
+// order the drops are counted; Drop::kCount when the packet may go.
+Drop Forwarder::encap_check(const PacketView& pkt, const lpm::NextHop& nh, std::uint32_t outer_ip_len,
+                            std::uint32_t overhead) const noexcept {
     if (!nh.mac_resolved())
-        return drop(Drop::kUnresolvedNextHop);
+        return Drop::kUnresolvedNextHop;
+    if (ip_of(pkt).ttl <= 1)
+        return Drop::kTtlExceeded;
+    if (outer_ip_len > config_.mtu)
+        return Drop::kMtuExceeded;
+    if (pkt.headroom < overhead)
+        return Drop::kNoHeadroom;
+    return Drop::kCount;
+}
+
+Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
     Ipv4Hdr& inner = ip_of(pkt);
-    if (inner.ttl <= 1)
-        return drop(Drop::kTtlExceeded);
     const std::uint32_t inner_len = inner.length();
-    if (inner_len + kIpipOverhead > config_.mtu)
-        return drop(Drop::kMtuExceeded);
-    if (pkt.headroom < kIpipOverhead)
-        return drop(Drop::kNoHeadroom);
+    if (const Drop d = encap_check(pkt, nh, inner_len + kIpipOverhead, kIpipOverhead); d != Drop::kCount) {
+        counters.count(d);
+        return Verdict::kDrop;
+    }
     ipv4_decrement_ttl(inner);
     const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
     const std::uint8_t tos = inner.tos;
@@ -340,21 +347,13 @@ Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCoun
 }
 
 Verdict Forwarder::encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
-    const auto drop = [&](Drop reason) {
-        counters.count(reason);
-        return Verdict::kDrop;
-    };
-    if (!nh.mac_resolved())
-        return drop(Drop::kUnresolvedNextHop);
     Ipv4Hdr& inner = ip_of(pkt);
-    if (inner.ttl <= 1)
-        return drop(Drop::kTtlExceeded);
     const std::uint32_t frame_len = pkt.len;   // inner Ethernet frame, padding already dropped
     const std::uint32_t outer_len = Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + frame_len;
-    if (outer_len > config_.mtu)
-        return drop(Drop::kMtuExceeded);
-    if (pkt.headroom < kVxlanOverhead)
-        return drop(Drop::kNoHeadroom);
+    if (const Drop d = encap_check(pkt, nh, outer_len, kVxlanOverhead); d != Drop::kCount) {
+        counters.count(d);
+        return Verdict::kDrop;
+    }
     ipv4_decrement_ttl(inner);
     const std::uint16_t source_port = vxlan_source_port(pkt.data + EtherHdr::kSize, inner.length());
     EtherHdr& inner_eth = eth_of(pkt);
