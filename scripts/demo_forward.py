@@ -10,6 +10,7 @@ machine: the ports are pcap files.
     demo_forward.py BUILD_DIR
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,7 +77,8 @@ def main(build):
         print(f"\nroute table /dev/shm/{table}: " + "; ".join(ROUTES))
 
         dataplane = subprocess.Popen(
-            [f"{build}/dataplane/app/podfwd-dataplane", "--no-pci", "--no-huge", "--no-shconf", "-m", "256",
+            [f"{build}/dataplane/app/podfwd-dataplane", "--no-pci", "--no-huge", "--no-shconf",
+             "--file-prefix", table, "-m", "256",
              "-l", "0", "--log-level=lib.eal:warning",
              f"--vdev=net_pcap0,rx_pcap={work}/uplink_in.pcap,tx_pcap={work}/uplink_out.pcap",
              f"--vdev=net_pcap1,rx_pcap={work}/host_in.pcap,tx_pcap={work}/host_out.pcap",
@@ -103,7 +105,8 @@ def main(build):
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        subprocess.run(["rm", "-rf", work])
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(f"/var/run/dpdk/{table}", ignore_errors=True)
 
 
 if __name__ == "__main__":

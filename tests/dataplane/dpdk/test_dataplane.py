@@ -13,6 +13,7 @@ Runs with Debian's /usr/bin/python3 (it has scapy).
 """
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,10 +45,14 @@ def check(cond, what):
         failures.append(what)
 
 
+# --no-huge needs legacy memory, which --in-memory refuses: a file prefix of
+# our own keeps concurrent instances apart instead (removed at exit).
+EAL_PREFIX = f"podfwd-test-{os.getpid()}"
+
+
 def eal_args(tmp, uplink_rx, host_rx):
-    # --no-huge needs legacy memory, which --in-memory refuses; --no-shconf
-    # keeps concurrent instances from sharing runtime files instead.
-    return ["--no-pci", "--no-huge", "--no-shconf", "-m", "256", "-l", "0", "--log-level=lib.eal:warning",
+    return ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX, "-m", "256", "-l", "0",
+            "--log-level=lib.eal:warning",
             f"--vdev=net_pcap0,rx_pcap={uplink_rx},tx_pcap={tmp}/up_out.pcap",
             f"--vdev=net_pcap1,rx_pcap={host_rx},tx_pcap={tmp}/host_out.pcap"]
 
@@ -249,6 +254,7 @@ def main():
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+            shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}", ignore_errors=True)
     if failures:
         print(f"{len(failures)} failure(s)")
         return 1

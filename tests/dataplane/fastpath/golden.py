@@ -176,7 +176,9 @@ def forward_dpdk(d, packets, config, port, burst):
     inp = os.path.join(d, "in.pcap")
     wrpcap(inp, packets)
     node = {"mtu": 1500, "vxlan_port": 4789, "vni": 1, **config["node"]}   # the tool's defaults
-    eal = ["--no-pci", "--no-huge", "--no-shconf", "-m", "256", "-l", "0", "--log-level=lib.eal:error",
+    prefix = "podfwd-golden-%d" % os.getpid()   # our own runtime dir (--in-memory refuses --no-huge)
+    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", prefix, "-m", "256", "-l", "0",
+           "--log-level=lib.eal:error",
            "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s/up.pcap" % (inp if port == "uplink" else empty, d),
            "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=%s/host.pcap" % (inp if port == "host" else empty, d)]
     app = ["--node-ip", node["ip"], "--node-mac", node["uplink_mac"], "--vtep-mac", node["vtep_mac"],
@@ -209,6 +211,7 @@ def forward_dpdk(d, packets, config, port, burst):
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=10)
+        shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
     counters = {"actions": {a: 0 for a in ACTIONS}, "drops": {x: 0 for x in DROPS}}
     for line in out.splitlines():
         words = line.split()
