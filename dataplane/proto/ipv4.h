@@ -67,9 +67,13 @@ inline bool ipv4_checksum_ok(const void* header, std::size_t len) noexcept {
 // summed in 64 bits. The one's-complement sum does not depend on byte order
 // (RFC 1071 section 2B), so no swapping is needed to compare with all ones.
 inline bool ipv4_header_checksum_ok(const void* header) noexcept {
-    std::uint32_t w[5];
-    std::memcpy(w, header, sizeof w);
-    std::uint64_t sum = std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+    const auto* p = static_cast<const std::uint8_t*>(header);
+    std::uint64_t a, b;
+    std::uint32_t c;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    std::memcpy(&c, p + 16, 4);
+    std::uint64_t sum = (a & 0xffffffff) + (a >> 32) + (b & 0xffffffff) + (b >> 32) + c;
     sum = (sum & 0xffffffff) + (sum >> 32);
     sum = (sum & 0xffffffff) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);
