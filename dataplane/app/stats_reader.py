@@ -30,13 +30,14 @@ def read_stats(path):
         return None
     total = {"state": state, "version": version, "lcores": lcores, "n_actions": n_actions,
              "n_drops": n_drops, "rx": [0] * roles, "tx": [0] * roles, "tx_dropped": [0] * roles,
-             "actions": [0] * n_actions, "drops": [0] * n_drops, "idle_sleeps": 0}
+             "actions": [0] * n_actions, "drops": [0] * n_drops, "lcore_rx": [], "idle_sleeps": 0}
     for i in range(lcores):
         base = 64 + i * entry_size
         _, _, _, idle_sleeps, _ = struct.unpack_from("<IIQQQ", data, base)
         total["idle_sleeps"] += idle_sleeps
         off = base + counters_off
         fields = struct.unpack_from(f"<{3 * roles + n_actions + n_drops}Q", data, off)
+        total["lcore_rx"].append(sum(fields[:roles]))
         for key, start, n in (("rx", 0, roles), ("tx", roles, roles), ("tx_dropped", 2 * roles, roles),
                               ("actions", 3 * roles, n_actions), ("drops", 3 * roles + n_actions, n_drops)):
             for k in range(n):

@@ -229,6 +229,38 @@ def test_forwarding(tmp, started, segments):
     check(host[0][Ether].dst == HOST_MAC and host[0][IP].dst == "10.244.0.7", "local pod's packet to the host MAC")
 
 
+def test_two_lcores(tmp, started, segments):
+    """Two forwarding lcores, one queue pair each: net_null receives on both
+    queues (all-zero frames, dropped as not IPv4), and every lcore counts in
+    its own slot of the counters segment."""
+    table = f"podfwd-test-2l-{os.getpid()}"
+    segments.append(f"/dev/shm/{table}")
+    start_table(table, started)
+    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX, "-m", "256", "-l", "0,1",
+           "--log-level=lib.eal:warning", "--vdev=net_null0,size=64", "--vdev=net_null1,no-rx=1"]
+    out = open(f"{tmp}/two_lcores.log", "w+")
+    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
+    started.append(proc)
+    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
+    segments.append(stats_path)
+
+    def both_busy():
+        if proc.poll() is not None:
+            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
+        s = read_stats(stats_path)
+        return s if s and s["lcores"] == 2 and all(rx > 1000 for rx in s["lcore_rx"]) else None
+    try:
+        stats = wait_for(both_busy, 30, "both lcores to receive")
+    except (TimeoutError, RuntimeError):
+        out.seek(0)
+        print(out.read())
+        raise
+    check(stats["lcores"] == 2 and min(stats["lcore_rx"]) > 1000, f"two lcores receive: {stats['lcore_rx']}")
+    check(stats["drop_by_name"]["not_ipv4"] > 0 and stats["tx"] == [0, 0], "zero frames dropped as not IPv4")
+    rc = stop(proc)
+    check(rc == 0, f"two lcores: SIGINT exit 0 (got {rc})")
+
+
 def _fresh_checksum(p):
     ip = IP(bytes(p[IP]))
     ip.chksum = None
@@ -242,6 +274,7 @@ def main():
             test_validation(tmp)
             test_wait_for_table(tmp, started)
             test_forwarding(tmp, started, segments)
+            test_two_lcores(tmp, started, segments)
         except Exception as e:   # noqa: BLE001 - report and clean up
             failures.append(f"{type(e).__name__}: {e}")
             print(f"FAIL {type(e).__name__}: {e}", flush=True)
