@@ -3,6 +3,7 @@
 #include <nmmintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "dataplane/proto/ipv4.h"
@@ -47,10 +48,15 @@ Drop check_ipv4(const PacketView& p) noexcept {
 [[gnu::always_inline]] inline bool plain_ipv4(const PacketView& p) noexcept {
     if (p.len < kEthIp)
         return false;
-    std::uint32_t type_and_version;   // frame bytes 12..15: 08 00 45 tos
+    // Frame bytes 12..14 are 08 00 45 (byte 15, the TOS, is free), read as
+    // one native word.
+    constexpr bool kLittle = std::endian::native == std::endian::little;
+    constexpr std::uint32_t kMask = kLittle ? 0x00ffffffu : 0xffffff00u;
+    constexpr std::uint32_t kWant = kLittle ? 0x00450008u : 0x08004500u;
+    std::uint32_t type_and_version;
     std::memcpy(&type_and_version, p.data + 12, 4);
     const std::uint16_t total = load_be16(p.data + EtherHdr::kSize + 2);
-    const bool shape = (bswap32(type_and_version) >> 8) == 0x080045u;
+    const bool shape = (type_and_version & kMask) == kWant;
     const bool length = total >= Ipv4Hdr::kSize && total <= p.len - EtherHdr::kSize;
     return shape & length & ipv4_header_checksum_ok(p.data + EtherHdr::kSize);
 }

@@ -63,9 +63,11 @@ inline bool ipv4_checksum_ok(const void* header, std::size_t len) noexcept {
     return fold(ones_sum(header, len)) == 0xffff;
 }
 
-// The same for a 20-byte header, on the fast path: five native 32-bit words
-// summed in 64 bits. The one's-complement sum does not depend on byte order
-// (RFC 1071 section 2B), so no swapping is needed to compare with all ones.
+// The same for a 20-byte header, on the fast path. 2^16 = 1 (mod 2^16 - 1),
+// so the one's-complement sum of the header's 16-bit words is 0xffff exactly
+// when the plain sum of its five native 32-bit words is a non-zero multiple
+// of 0xffff (a zero header fails the version check first); byte order does
+// not matter (RFC 1071 section 2B).
 inline bool ipv4_header_checksum_ok(const void* header) noexcept {
     const auto* p = static_cast<const std::uint8_t*>(header);
     std::uint64_t a, b;
@@ -73,23 +75,18 @@ inline bool ipv4_header_checksum_ok(const void* header) noexcept {
     std::memcpy(&a, p, 8);
     std::memcpy(&b, p + 8, 8);
     std::memcpy(&c, p + 16, 4);
-    std::uint64_t sum = (a & 0xffffffff) + (a >> 32) + (b & 0xffffffff) + (b >> 32) + c;
-    sum = (sum & 0xffffffff) + (sum >> 32);
-    sum = (sum & 0xffffffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    return sum == 0xffff;
+    const std::uint64_t sum = (a & 0xffffffff) + (a >> 32) + (b & 0xffffffff) + (b >> 32) + c;
+    return sum % 0xffff == 0 && sum != 0;
 }
 
 // TTL - 1 with the checksum updated incrementally (RFC 1624 eqn. 3:
-// HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and protocol.
+// HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and
+// protocol. With m' = m - 0x0100 (TTL >= 1), ~m + m' is always 0xfeff.
 inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
-    const std::uint16_t old_word = static_cast<std::uint16_t>(h.ttl << 8 | h.protocol);
     --h.ttl;
-    const std::uint16_t new_word = static_cast<std::uint16_t>(h.ttl << 8 | h.protocol);
-    const std::uint32_t sum = static_cast<std::uint16_t>(~h.header_checksum()) +
-                              static_cast<std::uint16_t>(~old_word) + new_word;
-    store_be16(h.checksum, static_cast<std::uint16_t>(~fold(sum)));
+    std::uint32_t sum = static_cast<std::uint16_t>(~h.header_checksum()) + 0xfeffu;
+    sum = (sum & 0xffff) + (sum >> 16);
+    store_be16(h.checksum, static_cast<std::uint16_t>(~sum));
 }
 
 // Writes a 20-byte header with its checksum.
