@@ -76,8 +76,8 @@ private:
     // Inlined into the burst loop: host-gw, the common case, is a few stores.
     [[gnu::always_inline]] inline Verdict forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
                                                   LcoreCounters& counters) noexcept;
-    Drop encap_check(const PacketView& pkt, const lpm::NextHop& nh, std::uint32_t outer_ip_len,
-                     std::uint32_t overhead) const noexcept;
+    [[gnu::always_inline]] inline Drop encap_check(const PacketView& pkt, const lpm::NextHop& nh,
+                                                   std::uint32_t outer_ip_len, std::uint32_t overhead) const noexcept;
     Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
     Verdict encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
 

@@ -89,7 +89,9 @@ inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
     store_be16(h.checksum, static_cast<std::uint16_t>(~sum));
 }
 
-// Writes a 20-byte header with its checksum.
+// Writes a 20-byte header with its checksum, summed from the values being
+// written rather than read back from the packet (encapsulation does this
+// per packet).
 inline void ipv4_write(Ipv4Hdr& h, std::uint32_t src, std::uint32_t dst, std::uint8_t protocol,
                        std::uint16_t total_length, std::uint8_t ttl, std::uint16_t frag_field, std::uint8_t tos = 0,
                        std::uint16_t id = 0) noexcept {
@@ -100,10 +102,11 @@ inline void ipv4_write(Ipv4Hdr& h, std::uint32_t src, std::uint32_t dst, std::ui
     store_be16(h.frag, frag_field);
     h.ttl = ttl;
     h.protocol = protocol;
-    store_be16(h.checksum, 0);
     store_be32(h.src, src);
     store_be32(h.dst, dst);
-    store_be16(h.checksum, ipv4_checksum(&h, Ipv4Hdr::kSize));
+    const std::uint32_t sum = (0x4500u | tos) + total_length + id + frag_field + (std::uint32_t{ttl} << 8 | protocol) +
+                              (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
+    store_be16(h.checksum, static_cast<std::uint16_t>(~fold(sum)));
 }
 
 }  // namespace podfwd::proto
