@@ -61,6 +61,18 @@ Drop check_ipv4(const PacketView& p) noexcept {
     return shape & length & ipv4_header_checksum_ok(p.data + EtherHdr::kSize);
 }
 
+// Drop::kCount when the frame is IPv4 fit to forward, else why not: the
+// common case in one branch-light test, the exact reason only on failure.
+[[gnu::always_inline]] inline Drop classify_ipv4(const PacketView& p) noexcept {
+    if (plain_ipv4(p)) [[likely]]
+        return Drop::kCount;
+    if (p.len < EtherHdr::kSize)
+        return Drop::kShortFrame;
+    if (eth_of(p).ether_type() != kEtherTypeIpv4)
+        return Drop::kNotIpv4;
+    return check_ipv4(p);
+}
+
 // Removes `bytes` after the Ethernet header, keeping the Ethernet header.
 void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
     std::memmove(p.data + bytes, p.data, EtherHdr::kSize);
@@ -198,20 +210,14 @@ Forwarder::Step Forwarder::parse(PortRole from, PacketView& pkt, LcoreCounters& 
         counters.count(reason);
         return Step::kDropped;
     };
-    if (!plain_ipv4(pkt)) [[unlikely]] {
-        if (pkt.len < EtherHdr::kSize)
-            return drop(Drop::kShortFrame);
-        if (eth_of(pkt).ether_type() != kEtherTypeIpv4)
-            return drop(Drop::kNotIpv4);
-        const Drop d = check_ipv4(pkt);
+    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) [[unlikely]] {
         // Options addressed to the node itself (IGMP's Router Alert, say)
         // are the kernel's business, not the fast path's.
         if (d == Drop::kIpv4Options && from == PortRole::kUplink && ip_of(pkt).destination() == config_.node_ip) {
             counters.count(Action::kToHost);
             return Step::kToHost;
         }
-        if (d != Drop::kCount)
-            return drop(d);
+        return drop(d);
     }
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();   // drop Ethernet padding
 
@@ -240,7 +246,7 @@ bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {
         return false;
     }
     strip_after_ethernet(pkt, Ipv4Hdr::kSize);
-    if (const Drop d = check_ipv4(pkt); d != Drop::kCount) {
+    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {
         counters.count(d);
         return false;
     }
@@ -277,11 +283,7 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
     pkt.data += kVxlanOverhead;
     pkt.len -= kVxlanOverhead;
     pkt.headroom += kVxlanOverhead;
-    if (eth_of(pkt).ether_type() != kEtherTypeIpv4) {
-        counters.count(Drop::kNotIpv4);
-        return false;
-    }
-    if (const Drop d = check_ipv4(pkt); d != Drop::kCount) {
+    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {
         counters.count(d);
         return false;
     }
