@@ -194,13 +194,9 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
         }
     }
     table_.lookup_bulk(dst, ids, lookups);
-    // Records first, for the whole burst: their loads overlap.
-    const lpm::NextHopTable nexthops = table_.nexthops();
-    const lpm::NextHop* records[kMaxBurst];
+    const lpm::NextHopTable nexthops = table_.nexthops();   // in locals: see NextHopTable
     for (unsigned k = 0; k < lookups; ++k)
-        records[k] = nexthops.get(ids[k]);
-    for (unsigned k = 0; k < lookups; ++k)
-        verdicts[index[k]] = forward(pkts[index[k]], ids[k], records[k], counters);
+        verdicts[index[k]] = forward(pkts[index[k]], ids[k], nexthops.get(ids[k]), counters);
 }
 
 // Validates the packet and decapsulates what is tunnelled to this node.
