@@ -15,14 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dataplane", "app"))
-from stats_reader import STATE_RUNNING, read_stats  # noqa: E402
+from stats_reader import STATE_RUNNING, read_stats, wait_for  # noqa: E402
 
 NODE_IP, NODE_MAC, HOST_MAC = "10.168.0.2", "02:00:00:00:00:02", "02:00:00:00:00:fe"
 ROUTES = [
@@ -31,16 +30,6 @@ ROUTES = [
     "10.244.2.0/24=ipip,node=192.168.5.9,mac=02:00:00:00:00:99",
     "10.244.3.0/24=vxlan,node=192.168.6.7,mac=02:00:00:00:00:99,vtep=0a:00:00:00:06:07,vni=1",
 ]
-
-
-def wait_for(what, condition, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError("timed out waiting for " + what)
 
 
 def show(title, pcap):
@@ -86,9 +75,9 @@ def main(build):
              "--uplink-port", "0", "--host-port", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(dataplane)
         stats_path = f"/dev/shm/{table}.stats.{dataplane.pid}"
-        wait_for("the dataplane to take every packet", lambda: dataplane.poll() is None and
-                 (s := read_stats(stats_path)) and s["state"] == STATE_RUNNING and
-                 s["rx"] == [len(from_uplink), len(from_host)])
+        wait_for(lambda: dataplane.poll() is None and (s := read_stats(stats_path)) and
+                 s["state"] == STATE_RUNNING and s["rx"] == [len(from_uplink), len(from_host)],
+                 30, "the dataplane to take every packet")
         dataplane.send_signal(signal.SIGINT)
         out, _ = dataplane.communicate(timeout=30)
         print("\npodfwd-dataplane (stopped with SIGINT):\n" + "\n".join("  " + line for line in out.splitlines()))

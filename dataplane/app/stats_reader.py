@@ -1,7 +1,9 @@
 """Reader of podfwd-dataplane's counters segment, /dev/shm/<table>.stats.<pid>
-(format: dataplane/app/README.md). Used by the tests and scripts/demo; the
-C++ CLI will read the same layout."""
+(format: dataplane/app/README.md), and the bounded poll that scripts wait on
+it with. Used by the tests and scripts/demo; the C++ CLI will read the same
+layout."""
 import struct
+import time
 
 STATS_MAGIC = 0x5441545344574650
 STATE_RUNNING = 2
@@ -46,3 +48,15 @@ def read_stats(path):
         total["action_by_name"] = dict(zip(ACTIONS, total["actions"]))
         total["drop_by_name"] = dict(zip(DROPS, total["drops"]))
     return total
+
+
+def wait_for(condition, seconds, what):
+    """Polls `condition` until it returns something true (returned), or
+    raises TimeoutError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise TimeoutError("timed out waiting for " + what)

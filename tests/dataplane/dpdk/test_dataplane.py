@@ -24,7 +24,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
-from stats_reader import ACTIONS, DROPS, STATE_RUNNING, read_stats  # noqa: E402
+from stats_reader import ACTIONS, DROPS, STATE_RUNNING, read_stats, wait_for  # noqa: E402
 from scapy.utils import rdpcap, wrpcap
 
 DATAPLANE, TABLE_HELPER = sys.argv[1], sys.argv[2]
@@ -66,16 +66,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def stop(proc, timeout=10):

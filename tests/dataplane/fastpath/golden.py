@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 from scapy.all import ARP, IP, TCP, UDP, Ether, IPOption, Raw, RawPcapWriter, raw, rdpcap, wrpcap
@@ -194,16 +193,12 @@ def forward_dpdk(d, packets, config, port, burst):
         dataplane = subprocess.Popen([DATAPLANE, *eal, "--", *app], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         stats_path = "/dev/shm/%s.stats.%d" % (table, dataplane.pid)
-        deadline = time.monotonic() + 30
-        while True:   # until every input packet was received (bounded)
+        def received_all():
             if dataplane.poll() is not None:
                 raise RuntimeError("podfwd-dataplane exited early:\n" + dataplane.stdout.read())
             s = stats_reader.read_stats(stats_path)
-            if s and s["state"] == stats_reader.STATE_RUNNING and sum(s["rx"]) == len(packets):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("podfwd-dataplane did not receive every packet")
-            time.sleep(0.01)
+            return s and s["state"] == stats_reader.STATE_RUNNING and sum(s["rx"]) == len(packets)
+        stats_reader.wait_for(received_all, 30, "podfwd-dataplane to receive every packet")
         dataplane.send_signal(signal.SIGINT)
         out, _ = dataplane.communicate(timeout=30)   # final counters, printed once the loop has stopped
     finally:
