@@ -4,11 +4,12 @@
 #include <array>
 #include <cstdint>
 
+#include "common/mac.h"
 #include "dataplane/proto/bytes.h"
 
 namespace podfwd::proto {
 
-using MacAddr = std::array<std::uint8_t, 6>;
+using MacAddr = podfwd::MacAddr;
 
 inline constexpr std::uint16_t kEtherTypeIpv4 = 0x0800;
 inline constexpr std::uint16_t kEtherTypeArp = 0x0806;
