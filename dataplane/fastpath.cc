@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 
 #include "dataplane/proto/ipv4.h"
@@ -111,8 +112,22 @@ const char* drop_name(Drop d) noexcept {
     return kNames[static_cast<unsigned>(d)];
 }
 
+namespace {
+
+std::uint64_t src_and_type(const MacAddr& src) noexcept {
+    std::uint8_t bytes[8];
+    std::memcpy(bytes, src.data(), 6);
+    store_be16(bytes + 6, kEtherTypeIpv4);
+    std::uint64_t v;
+    std::memcpy(&v, bytes, 8);
+    return v;
+}
+
+}  // namespace
+
 Forwarder::Forwarder(const NodeConfig& config, const lpm::TableView& table)
-    : config_(config), table_(table), next_ip_id_(config.outer_ip_id_start) {
+    : config_(config), uplink_src_and_type_(src_and_type(config.uplink_mac)), table_(table),
+      next_ip_id_(config.outer_ip_id_start) {
     known_nodes_.reserve(table.capacity().max_nexthops);
 }
 
@@ -170,55 +185,90 @@ std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len)
 
 // ---- the burst ----
 
+namespace {
+
+// TTL, total length and the host-gw MTU test read from a header already
+// known to be plain IPv4.
+[[gnu::always_inline]] inline std::uint8_t ttl_of(const PacketView& p) noexcept { return p.data[EtherHdr::kSize + 8]; }
+
+}  // namespace
+
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
                         LcoreCounters& counters) noexcept {
-    if (known_nodes_.generation() != table_.nexthop_generation())
+    if (known_nodes_.generation() != table_.nexthop_generation()) [[unlikely]]
         known_nodes_.rebuild(table_);
 
+    // Pass 1: the common packet (plain IPv4, not for the node) is checked
+    // inline and queued for the lookup; anything else takes a call.
     Ipv4Addr dst[kMaxBurst];
     lpm::NextHopId ids[kMaxBurst];
     std::uint8_t index[kMaxBurst];
     unsigned lookups = 0;
+    const bool uplink = from == PortRole::kUplink;
+    const Ipv4Addr node_ip = config_.node_ip;
+    // A NIC writes frames to memory (or the LLC), not to L1: ask for every
+    // header of the burst before the first is read (l3fwd prefetches a few
+    // packets ahead; a whole burst is cheaper to issue and as early).
+    for (unsigned i = 0; i < n; ++i)
+        __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
     for (unsigned i = 0; i < n; ++i) {
-        switch (parse(from, pkts[i], counters)) {
-        case Step::kLookup:
-            dst[lookups] = ip_of(pkts[i]).destination();
+        PacketView& p = pkts[i];
+        Step step;
+        if (plain_ipv4(p)) [[likely]] {
+            p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
+            const Ipv4Addr d = ip_of(p).destination();
+            if (!uplink || d != node_ip) [[likely]] {
+                dst[lookups] = d;
+                index[lookups++] = static_cast<std::uint8_t>(i);
+                continue;
+            }
+            step = to_node(p, counters);
+        } else {
+            step = rejected(from, p, counters);
+        }
+        if (step == Step::kLookup) {   // decapsulated: forwarded by the inner destination
+            dst[lookups] = ip_of(p).destination();
             index[lookups++] = static_cast<std::uint8_t>(i);
-            break;
-        case Step::kToHost:
-            verdicts[i] = Verdict::kHost;
-            break;
-        case Step::kDropped:
-            verdicts[i] = Verdict::kDrop;
-            break;
+        } else {
+            verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
         }
     }
+
+    // Pass 2: one bulk lookup.
     table_.lookup_bulk(dst, ids, lookups);
+
+    // Pass 3: host-gw with everything in order inline, counted once per
+    // burst; the rest (and every drop, for its exact reason) in forward().
     const lpm::NextHopTable nexthops = table_.nexthops();   // in locals: see NextHopTable
-    for (unsigned k = 0; k < lookups; ++k)
-        verdicts[index[k]] = forward(pkts[index[k]], ids[k], nexthops.get(ids[k]), counters);
+    const std::uint32_t max_frame = EtherHdr::kSize + config_.mtu;
+    const std::uint64_t src_and_type = uplink_src_and_type_;
+    std::uint64_t host_gw = 0;
+    for (unsigned k = 0; k < lookups; ++k) {
+        const unsigned i = index[k];
+        PacketView& p = pkts[i];
+        const lpm::NextHop* nh = nexthops.get(ids[k]);
+        if (nh != nullptr && nh->mode == lpm::ForwardMode::kHostGw && nh->mac_resolved() && ttl_of(p) > 1 &&
+            p.len <= max_frame) [[likely]] {
+            ipv4_decrement_ttl(ip_of(p));
+            // Destination MAC (8 bytes stored, the last 2 overwritten next),
+            // then source MAC and EtherType in one 8-byte store.
+            static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
+            std::uint64_t mac;
+            std::memcpy(&mac, nh->mac.data(), 8);
+            std::memcpy(p.data, &mac, 8);
+            std::memcpy(p.data + 6, &src_and_type, 8);
+            verdicts[i] = Verdict::kUplink;
+            ++host_gw;
+            continue;
+        }
+        verdicts[i] = forward(p, ids[k], nh, counters);
+    }
+    counters.actions[static_cast<unsigned>(Action::kHostGw)] += host_gw;
 }
 
-// Validates the packet and decapsulates what is tunnelled to this node.
-// Every drop is counted where it is decided.
-Forwarder::Step Forwarder::parse(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept {
-    const auto drop = [&](Drop reason) {
-        counters.count(reason);
-        return Step::kDropped;
-    };
-    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) [[unlikely]] {
-        // Options addressed to the node itself (IGMP's Router Alert, say)
-        // are the kernel's business, not the fast path's.
-        if (d == Drop::kIpv4Options && from == PortRole::kUplink && ip_of(pkt).destination() == config_.node_ip) {
-            counters.count(Action::kToHost);
-            return Step::kToHost;
-        }
-        return drop(d);
-    }
-    pkt.len = EtherHdr::kSize + ip_of(pkt).length();   // drop Ethernet padding
-
-    if (from != PortRole::kUplink || ip_of(pkt).destination() != config_.node_ip)
-        return Step::kLookup;
+// A plain IPv4 packet from the uplink addressed to the node: decapsulated
+// when tunnelled to us, else the kernel's.
+Forwarder::Step Forwarder::to_node(PacketView& pkt, LcoreCounters& counters) noexcept {
     const Ipv4Hdr& ip = ip_of(pkt);
     if (ip.protocol == kProtoIpip)
         return decap_ipip(pkt, counters) ? Step::kLookup : Step::kDropped;
@@ -228,6 +278,21 @@ Forwarder::Step Forwarder::parse(PortRole from, PacketView& pkt, LcoreCounters& 
     // The node's own services: the kernel answers.
     counters.count(Action::kToHost);
     return Step::kToHost;
+}
+
+// A packet that is not plain IPv4: dropped for its exact reason, except
+// options addressed to the node itself (IGMP's Router Alert, say), which are
+// the kernel's business, not the fast path's.
+Forwarder::Step Forwarder::rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Drop d = pkt.len < EtherHdr::kSize              ? Drop::kShortFrame
+                   : eth_of(pkt).ether_type() != kEtherTypeIpv4 ? Drop::kNotIpv4
+                                                                : check_ipv4(pkt);
+    if (d == Drop::kIpv4Options && from == PortRole::kUplink && ip_of(pkt).destination() == config_.node_ip) {
+        counters.count(Action::kToHost);
+        return Step::kToHost;
+    }
+    counters.count(d);
+    return Step::kDropped;
 }
 
 bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {

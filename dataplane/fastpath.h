@@ -5,7 +5,9 @@
 // A burst goes through three passes, as in DPDK's l3fwd: parse and validate
 // each packet (decapsulating what is addressed to the node), one bulk lookup
 // of all destinations, then rewrite or encapsulate each packet by its next
-// hop's mode. Nothing allocates, locks, throws or makes a virtual call.
+// hop's mode. The common case (a plain IPv4 packet to a host-gw next hop) is
+// inline in the passes; every other case and every drop takes a call.
+// Nothing allocates, locks, throws or makes a virtual call.
 #pragma once
 
 #include <cstdint>
@@ -70,12 +72,16 @@ public:
 
 private:
     enum class Step : std::uint8_t { kLookup, kToHost, kDropped };
-    Step parse(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
+    // Out of the burst loop: packets for the node, and packets that are not
+    // plain IPv4 (counted drops, or options for the node).
+    [[gnu::noinline]] Step to_node(PacketView& pkt, LcoreCounters& counters) noexcept;
+    [[gnu::noinline]] Step rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
-    // Inlined into the burst loop: host-gw, the common case, is a few stores.
-    [[gnu::always_inline]] inline Verdict forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
-                                                  LcoreCounters& counters) noexcept;
+    // Every next hop but a host-gw one with nothing to drop for (that one
+    // is inline in the burst loop); counts the action or the drop.
+    [[gnu::noinline]] Verdict forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
+                                      LcoreCounters& counters) noexcept;
     [[gnu::always_inline]] inline Drop encap_check(const PacketView& pkt, const lpm::NextHop& nh,
                                                    std::uint32_t outer_ip_len, std::uint32_t overhead) const noexcept;
     Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
@@ -87,6 +93,7 @@ private:
     std::uint16_t outer_ip_id(std::uint16_t df) noexcept { return df != 0 ? 0 : next_ip_id_++; }
 
     NodeConfig config_;
+    std::uint64_t uplink_src_and_type_;   // frame bytes 6..13 on the uplink: source MAC, EtherType IPv4
     const lpm::TableView& table_;
     KnownNodes known_nodes_;
     std::uint16_t next_ip_id_;

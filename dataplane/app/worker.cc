@@ -94,26 +94,27 @@ private:
         unsigned dropped = 0;
         for (unsigned i = 0; i < n; ++i) {
             rte_mbuf* m = b_.rx[i];
-            if (m->nb_segs != 1) {   // the fast path works on one contiguous buffer
+            if (m->nb_segs != 1) [[unlikely]] {   // the fast path works on one contiguous buffer
                 b_.dropped[dropped++] = m;
                 counters_.count(Drop::kMultiSegment);
                 continue;
             }
             b_.rx[kept] = m;
-            b_.views[kept++] = PacketView{rte_pktmbuf_mtod(m, std::uint8_t*), m->data_len, rte_pktmbuf_headroom(m)};
+            b_.views[kept++] = PacketView{static_cast<std::uint8_t*>(m->buf_addr) + m->data_off, m->data_len, m->data_off};
         }
         forwarder_.process(role, b_.views, b_.verdicts, kept, counters_);
 
         for (unsigned i = 0; i < kept; ++i) {
             rte_mbuf* m = b_.rx[i];
             const Verdict v = b_.verdicts[i];
-            if (v == Verdict::kDrop) {
+            if (v == Verdict::kDrop) [[unlikely]] {
                 b_.dropped[dropped++] = m;
                 continue;
             }
-            // Encapsulation moved the start of the frame into the headroom.
+            // Encapsulation moved the start of the frame into the headroom
+            // (decapsulation out of it): the view's headroom is the offset.
             const PacketView& p = b_.views[i];
-            m->data_off = static_cast<std::uint16_t>(p.data - static_cast<std::uint8_t*>(m->buf_addr));
+            m->data_off = static_cast<std::uint16_t>(p.headroom);
             m->data_len = static_cast<std::uint16_t>(p.len);
             m->pkt_len = p.len;
             const auto out = static_cast<unsigned>(v);

@@ -2,6 +2,7 @@
 // of that checksum (RFC 1624), shared by forwarding, encap and decap.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -82,11 +83,18 @@ inline bool ipv4_header_checksum_ok(const void* header) noexcept {
 // TTL - 1 with the checksum updated incrementally (RFC 1624 eqn. 3:
 // HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and
 // protocol. With m' = m - 0x0100 (TTL >= 1), ~m + m' is always 0xfeff.
+// Done on the checksum as it lies in memory, without byte swaps: one's
+// complement sums commute with swapping bytes (RFC 1071 section 2B), so
+// on a little-endian machine the constant is 0xfeff swapped, 0xfffe (the
+// same result as the byte-swapped form for every one of the 65536 checksums).
 inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
     --h.ttl;
-    std::uint32_t sum = static_cast<std::uint16_t>(~h.header_checksum()) + 0xfeffu;
+    std::uint16_t raw;
+    std::memcpy(&raw, h.checksum, 2);
+    std::uint32_t sum = static_cast<std::uint16_t>(~raw) + (std::endian::native == std::endian::little ? 0xfffeu : 0xfeffu);
     sum = (sum & 0xffff) + (sum >> 16);
-    store_be16(h.checksum, static_cast<std::uint16_t>(~sum));
+    raw = static_cast<std::uint16_t>(~sum);
+    std::memcpy(h.checksum, &raw, 2);
 }
 
 // Writes a 20-byte header with its checksum, summed from the values being
