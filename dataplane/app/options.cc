@@ -7,6 +7,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "common/program_options.h"
+
 #include "dataplane/app/mac.h"
 
 namespace podfwd::dp::app {
@@ -99,8 +101,8 @@ Result<Options> from_map(const po::variables_map& vm) {
         return invalid("--uplink-port and --host-port are both " + std::to_string(o.uplink_port));
 
     o.table = vm["table"].as<std::string>();
-    if (o.table.empty() || o.table.size() > 200 || o.table.find('/') != std::string::npos)
-        return invalid("--table '" + o.table + "' must be a non-empty segment name without '/'");
+    if (auto s = check_table_name(o.table); !s)
+        return s.error();
     return o;
 }
 
@@ -114,21 +116,12 @@ std::string usage_text() {
 
 Result<ParsedArgs> parse_options(int argc, char** argv) {
     const auto desc = describe();
-    po::variables_map vm;
-    try {
-        // store() keeps the first value of an option: command line before file.
-        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-        if (vm.count("help"))
-            return ParsedArgs{true, {}};
-        if (vm.count("config")) {
-            const auto& path = vm["config"].as<std::string>();
-            po::store(po::parse_config_file(path.c_str(), desc), vm);
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        return invalid(e.what());
-    }
-    auto options = from_map(vm);
+    auto vm = parse_command_line_and_config(argc, argv, desc);
+    if (!vm)
+        return std::move(vm).error();
+    if (vm->count("help"))
+        return ParsedArgs{true, {}};
+    auto options = from_map(*vm);
     if (!options)
         return std::move(options).error();
     return ParsedArgs{false, std::move(*options)};

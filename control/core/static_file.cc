@@ -1,0 +1,60 @@
+#include "control/core/static_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "control/core/route_text.h"
+
+namespace podfwd::control {
+
+Result<StaticConfig> parse_static(std::string_view text, std::string_view origin) {
+    StaticConfig config;
+    std::map<Prefix4, unsigned> route_lines;
+    std::map<Ipv4Addr, unsigned> neigh_lines;
+    unsigned line_no = 0;
+    const auto at = [&](const std::string& message) {
+        return Error{Errc::kInvalidArgument, std::string(origin) + ":" + std::to_string(line_no) + ": " + message};
+    };
+    while (!text.empty()) {
+        const auto eol = text.find('\n');
+        const std::string_view line = text.substr(0, eol);
+        text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+        ++line_no;
+        const auto words = split_words(line);
+        if (words.empty())
+            continue;
+        const std::span<const std::string_view> args(words.data() + 1, words.size() - 1);
+        if (words[0] == "route") {
+            auto route = parse_route_words(args, Source::kStatic);
+            if (!route)
+                return at(route.error().message);
+            if (auto [it, fresh] = route_lines.emplace(route->prefix, line_no); !fresh)
+                return at(route->prefix.str() + " is already routed on line " + std::to_string(it->second));
+            config.routes.push_back(*route);
+        } else if (words[0] == "neigh") {
+            auto n = parse_neighbour_words(args, Source::kStatic);
+            if (!n)
+                return at(n.error().message);
+            if (auto [it, fresh] = neigh_lines.emplace(n->ip, line_no); !fresh)
+                return at(format_ipv4(n->ip) + " already has a MAC on line " + std::to_string(it->second));
+            config.neighbours.push_back(*n);
+        } else {
+            return at("unknown keyword '" + std::string(words[0]) + "' (route, neigh)");
+        }
+    }
+    return config;
+}
+
+Result<StaticConfig> load_static_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        return Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_static(text.str(), path);
+}
+
+}  // namespace podfwd::control

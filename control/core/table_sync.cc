@@ -1,0 +1,158 @@
+#include "control/core/table_sync.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace podfwd::control {
+
+namespace {
+bool needs_mac(lpm::ForwardMode m) noexcept {
+    return m == lpm::ForwardMode::kHostGw || m == lpm::ForwardMode::kIpip || m == lpm::ForwardMode::kVxlan;
+}
+}  // namespace
+
+lpm::NextHop TableSync::record(const Forwarding& f) const {
+    lpm::NextHop nh;
+    nh.node_ip = f.node_ip;
+    nh.vni = f.vni;
+    nh.mode = f.mode;
+    nh.vtep_mac = f.vtep_mac;
+    if (needs_mac(f.mode)) {
+        if (const auto mac = neighbours_.mac(f.l2_nexthop)) {
+            nh.mac = *mac;
+            nh.flags |= lpm::NextHop::kMacResolved;
+        }
+    }
+    return nh;
+}
+
+Result<lpm::NextHopId> TableSync::acquire(const Forwarding& f) {
+    if (auto it = pool_.find(f); it != pool_.end()) {
+        ++it->second.routes;
+        return it->second.id;
+    }
+    // ensure, not add: after a restart the table already holds this record
+    // and its routes keep their id.
+    auto id = writer_.nexthop_ensure(record(f));
+    if (!id)
+        return id;
+    pool_.emplace(f, PooledNextHop{*id, 1, {}});
+    return id;
+}
+
+void TableSync::release(const Forwarding& f) {
+    auto it = pool_.find(f);
+    if (it != pool_.end() && --it->second.routes == 0)
+        it->second.unused_since = Clock::now();
+}
+
+Status TableSync::reconcile(const Rib& rib) {
+    std::vector<lpm::Route> desired;
+    desired.reserve(rib.prefixes());
+    Status status;
+    rib.for_each_best([&](const RibRoute& best) {
+        if (!status)
+            return;
+        auto id = acquire(best.forwarding);
+        if (!id) {
+            status = std::move(id).error();
+            return;
+        }
+        desired.push_back({best.spec.prefix, *id});
+        installed_.emplace(best.spec.prefix, best.forwarding);
+    });
+    if (!status)
+        return status;
+    if (auto s = writer_.reconcile(desired); !s)
+        return s;
+    std::unordered_set<lpm::NextHopId> ours;
+    for (const auto& [f, pooled] : pool_)
+        ours.insert(pooled.id);
+    for (const auto& [id, nh] : writer_.nexthops())
+        if (!ours.contains(id))
+            orphans_.emplace_back(id, Clock::now());
+    return ok();
+}
+
+Status TableSync::stage(const Prefix4& prefix, const Forwarding* best) {
+    auto current = installed_.find(prefix);
+    if (best == nullptr) {
+        refused_.erase(prefix);
+        if (current == installed_.end())
+            return ok();
+        if (auto s = writer_.route_del(prefix); !s)
+            return s;
+        release(current->second);
+        installed_.erase(current);
+        return ok();
+    }
+    if (current != installed_.end() && current->second == *best) {
+        refused_.erase(prefix);
+        return ok();
+    }
+    auto id = acquire(*best);
+    if (!id) {
+        refused_[prefix] = *best;
+        return std::move(id).error();
+    }
+    if (auto s = writer_.route_add(prefix, *id); !s) {
+        release(*best);
+        refused_[prefix] = *best;
+        return s;
+    }
+    refused_.erase(prefix);
+    if (current != installed_.end()) {
+        release(current->second);
+        current->second = *best;
+    } else {
+        installed_.emplace(prefix, *best);
+    }
+    return ok();
+}
+
+Status TableSync::commit() { return writer_.commit(); }
+
+Status TableSync::neighbour_changed(Ipv4Addr ip) {
+    for (const auto& [f, pooled] : pool_) {
+        if (f.l2_nexthop != ip || !needs_mac(f.mode))
+            continue;
+        if (auto s = writer_.nexthop_update(pooled.id, record(f)); !s)
+            return s;
+    }
+    return ok();
+}
+
+void TableSync::collect(Clock::time_point now) {
+    for (auto it = pool_.begin(); it != pool_.end();) {
+        const PooledNextHop& p = it->second;
+        if (p.routes == 0 && now - p.unused_since >= kNextHopGrace && writer_.nexthop_del(p.id))
+            it = pool_.erase(it);
+        else
+            ++it;
+    }
+    std::erase_if(orphans_, [&](const auto& orphan) {
+        if (now - orphan.second < kNextHopGrace)
+            return false;
+        // A route of this run may have adopted the record (nexthop_ensure).
+        if (std::any_of(pool_.begin(), pool_.end(), [&](const auto& kv) { return kv.second.id == orphan.first; }))
+            return true;
+        const Status s = writer_.nexthop_del(orphan.first);
+        return s || s.error().code == Errc::kNotFound;
+    });
+}
+
+std::optional<lpm::NextHopId> TableSync::installed_id(const Prefix4& prefix) const {
+    auto it = installed_.find(prefix);
+    if (it == installed_.end())
+        return std::nullopt;
+    auto p = pool_.find(it->second);
+    return p == pool_.end() ? std::nullopt : std::optional(p->second.id);
+}
+
+std::size_t TableSync::users_of(Ipv4Addr ip) const {
+    return static_cast<std::size_t>(std::count_if(pool_.begin(), pool_.end(), [&](const auto& kv) {
+        return kv.first.l2_nexthop == ip && needs_mac(kv.first.mode) && kv.second.routes != 0;
+    }));
+}
+
+}  // namespace podfwd::control

@@ -1,0 +1,511 @@
+#include "control/daemon/control.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "control/core/static_file.h"
+
+namespace podfwd::control {
+
+using nlohmann::json;
+
+namespace {
+
+const char* code_name(Errc code) noexcept {
+    switch (code) {
+    case Errc::kInvalidArgument: return "invalid_argument";
+    case Errc::kNotFound: return "not_found";
+    case Errc::kAlreadyExists: return "already_exists";
+    case Errc::kInUse: return "in_use";
+    case Errc::kCapacity: return "capacity";
+    case Errc::kIncompatible: return "incompatible";
+    case Errc::kBusy: return "busy";
+    case Errc::kNotReady: return "not_ready";
+    case Errc::kSystem: return "system";
+    }
+    return "system";
+}
+
+json failure(Errc code, const std::string& message) {
+    return json{{"ok", false}, {"code", code_name(code)}, {"error", message}};
+}
+json failure(const Error& e) { return failure(e.code, e.message); }
+
+json ip_or_null(Ipv4Addr ip) { return ip != 0 ? json(format_ipv4(ip)) : json(nullptr); }
+
+Result<Ipv4Addr> ip_field(const json& request, const char* name) {
+    if (!request.contains(name) || !request[name].is_string())
+        return Error{Errc::kInvalidArgument, std::string("missing '") + name + "'"};
+    return parse_ipv4(request[name].get<std::string>());
+}
+
+Result<Prefix4> prefix_field(const json& request) {
+    if (!request.contains("prefix") || !request["prefix"].is_string())
+        return Error{Errc::kInvalidArgument, "missing 'prefix'"};
+    return Prefix4::parse(request["prefix"].get<std::string>());
+}
+
+}  // namespace
+
+Control::Control(const DaemonOptions& options, lpm::TableWriter writer)
+    : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_) {}
+
+Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
+    auto writer = lpm::TableWriter::open(options.table);
+    if (!writer) {
+        if (writer.error().code == Errc::kBusy)
+            return Error{Errc::kBusy, "another podfwd-control owns table '" + options.table + "'"};
+        return Error{writer.error().code, "table '" + options.table + "': " + writer.error().message};
+    }
+    const bool recovered = writer->recovered();
+    auto control = std::make_unique<Control>(options, std::move(*writer));
+    Control& c = *control;
+
+    c.state(Source::kLocal) = SourceState{true, "up", 0, std::nullopt, 0};
+    for (const Prefix4& cidr : options.node.pod_cidrs) {
+        const RouteSpec local{cidr, Source::kLocal, 0, ModeRequest::kLocal, 0, std::nullopt};
+        c.rib_.set(local, Forwarding{lpm::ForwardMode::kLocal});
+    }
+    for (auto load : {&Control::load_static_at_start, &Control::load_cli_state, &Control::load_kernel})
+        if (auto s = (c.*load)(); !s)
+            return std::move(s).error();
+
+    if (auto s = c.sync_.reconcile(c.rib_); !s)
+        return Error{s.error().code, "cannot bring the table in line with the sources: " + s.error().message};
+    c.reconciled_ = true;
+    spdlog::info("table '{}' {}: {} routes from {} prefixes, {} next hops", options.table,
+                 recovered ? "re-attached and reconciled" : "created", c.sync_.installed(), c.rib_.prefixes(),
+                 c.sync_.nexthops());
+    return control;
+}
+
+// ---- pushing to the table ----
+
+void Control::refuse(Source source, const std::string& error) {
+    SourceState& s = state(source);
+    ++s.refused;
+    s.last_error = error;
+    spdlog::warn("{}: refused: {}", source_name(source), error);
+}
+
+Status Control::push(std::span<const Prefix4> changed) {
+    if (!reconciled_)
+        return ok();   // start() pushes everything at once
+    Status first;
+    for (const Prefix4& prefix : changed) {
+        const RibRoute* best = rib_.best(prefix);
+        if (auto s = sync_.stage(prefix, best != nullptr ? &best->forwarding : nullptr); !s) {
+            spdlog::error("table: {}: {}", prefix.str(), s.error().message);
+            if (first)
+                first = s;
+        }
+    }
+    return first;
+}
+
+Status Control::push_neighbours(std::span<const Ipv4Addr> changed) {
+    if (!reconciled_)
+        return ok();
+    for (Ipv4Addr ip : changed)
+        if (auto s = sync_.neighbour_changed(ip); !s) {
+            spdlog::error("table: next hops of {}: {}", format_ipv4(ip), s.error().message);
+            return s;
+        }
+    return ok();
+}
+
+Status Control::commit() {
+    auto s = sync_.commit();
+    if (!s)
+        spdlog::error("table: commit: {}", s.error().message);
+    return s;
+}
+
+// ---- static file ----
+
+Status Control::load_static(bool at_start) {
+    if (options_.static_routes.empty())
+        return ok();
+    SourceState& st = state(Source::kStatic);
+    st.enabled = true;
+    const auto fail = [&](const std::string& message) -> Status {
+        if (at_start)
+            return Error{Errc::kInvalidArgument, message};
+        refuse(Source::kStatic, message + " (the routes already loaded are kept)");
+        st.state = "error";
+        return ok();
+    };
+    auto config = load_static_file(options_.static_routes);
+    if (!config)
+        return fail(config.error().message);
+    std::vector<ResolvedRoute> routes;
+    for (const RouteSpec& spec : config->routes) {
+        auto forwarding = resolve(options_.node, spec);
+        if (!forwarding)
+            return fail(options_.static_routes + ": " + forwarding.error().message);
+        routes.push_back({spec, *forwarding});
+    }
+    const auto macs = neighbours_.replace_source(Source::kStatic, config->neighbours);
+    (void)push_neighbours(macs);
+    const auto changed = rib_.replace_source(Source::kStatic, routes);
+    (void)push(changed);
+    if (reconciled_)
+        (void)commit();
+    st.state = "up";
+    st.last_error.reset();
+    st.changes += changed.size();
+    spdlog::info("static: {} routes, {} neighbours from {}; {} prefixes changed", routes.size(),
+                 config->neighbours.size(), options_.static_routes, changed.size());
+    return ok();
+}
+
+Status Control::load_static_at_start() { return load_static(true); }
+
+void Control::reload_static() {
+    if (options_.static_routes.empty()) {
+        spdlog::info("SIGHUP: no --static-routes file to re-read");
+        return;
+    }
+    (void)load_static(false);
+}
+
+// ---- the CLI's routes ----
+
+Status Control::load_cli_state() {
+    SourceState& st = state(Source::kCli);
+    st = SourceState{true, "up", 0, std::nullopt, 0};
+    auto saved = control::load_cli_state(options_.cli_state_path());
+    if (!saved)
+        return Error{saved.error().code, "CLI state: " + saved.error().message};
+    for (const Neighbour& n : saved->neighbours) {
+        neighbours_.set(n);
+        cli_.neighbours.push_back(n);
+    }
+    for (const RouteSpec& spec : saved->routes) {
+        auto forwarding = resolve(options_.node, spec);
+        if (!forwarding) {   // the node's config changed under a saved route
+            refuse(Source::kCli, "saved route " + describe(spec) + ": " + forwarding.error().message);
+            continue;
+        }
+        rib_.set(spec, *forwarding);
+        cli_.routes.push_back(spec);
+    }
+    return ok();
+}
+
+Status Control::save_cli_state() {
+    auto s = control::save_cli_state(options_.cli_state_path(), cli_);
+    if (!s)
+        spdlog::warn("cli: cannot save state (the change holds until restart): {}", s.error().message);
+    return s;
+}
+
+// ---- kernel ----
+
+Status Control::load_kernel() {
+    if (!options_.kernel)
+        return ok();
+    auto kernel = KernelSource::open(*options_.kernel);
+    if (!kernel)
+        return Error{kernel.error().code, "kernel routes: " + kernel.error().message};
+    kernel_.emplace(std::move(*kernel));
+    auto snapshot = kernel_->dump();
+    if (!snapshot)
+        return Error{snapshot.error().code, "kernel routes: " + snapshot.error().message};
+    state(Source::kKernel) = SourceState{true, "up", 0, std::nullopt, 0};
+    apply_kernel_snapshot(*snapshot);
+    return ok();
+}
+
+void Control::apply_kernel_snapshot(const KernelSnapshot& snapshot) {
+    std::vector<ResolvedRoute> routes;
+    for (const KernelRoute& k : snapshot.routes) {
+        const RouteSpec spec{k.prefix, Source::kKernel, k.gateway, ModeRequest::kDefault, 0, std::nullopt};
+        auto forwarding = resolve(options_.node, spec);
+        if (!forwarding) {
+            refuse(Source::kKernel, forwarding.error().message);
+            continue;
+        }
+        routes.push_back({spec, *forwarding});
+    }
+    std::vector<Neighbour> neighbours;
+    for (const KernelNeighbour& n : snapshot.neighbours)
+        neighbours.push_back({n.ip, n.mac, Source::kKernel});
+    (void)push_neighbours(neighbours_.replace_source(Source::kKernel, neighbours));
+    const auto changed = rib_.replace_source(Source::kKernel, routes);
+    (void)push(changed);
+    state(Source::kKernel).changes += changed.size();
+}
+
+void Control::withdraw(const Prefix4& prefix, Source source) {
+    bool best_changed = false;
+    if (rib_.erase(prefix, source, best_changed)) {
+        ++state(source).changes;
+        if (best_changed)
+            (void)push(prefix);
+    }
+}
+
+void Control::apply_kernel_route(const KernelRoute& k) {
+    const RouteSpec spec{k.prefix, Source::kKernel, k.gateway, ModeRequest::kDefault, 0, std::nullopt};
+    auto forwarding = resolve(options_.node, spec);
+    if (!forwarding) {
+        // The kernel's route replaced one we could honour: ours is stale now.
+        refuse(Source::kKernel, forwarding.error().message);
+        withdraw(k.prefix, Source::kKernel);
+        return;
+    }
+    ++state(Source::kKernel).changes;
+    if (rib_.set(spec, *forwarding))
+        (void)push(k.prefix);
+}
+
+void Control::on_kernel_readable() {
+    auto events = kernel_->drain();
+    if (!events) {
+        SourceState& st = state(Source::kKernel);
+        st.state = "error";
+        st.last_error = events.error().message;
+        spdlog::error("kernel: {}", events.error().message);
+        return;
+    }
+    for (const KernelEvent& event : *events) {
+        if (const auto* added = std::get_if<RouteAdded>(&event)) {
+            apply_kernel_route(added->route);
+        } else if (const auto* removed = std::get_if<RouteRemoved>(&event)) {
+            withdraw(removed->prefix, Source::kKernel);
+        } else if (const auto* up = std::get_if<NeighbourUp>(&event)) {
+            if (neighbours_.set({up->neighbour.ip, up->neighbour.mac, Source::kKernel}))
+                (void)push_neighbours(std::span(&up->neighbour.ip, 1));
+        } else if (const auto* down = std::get_if<NeighbourDown>(&event)) {
+            if (neighbours_.erase(down->ip, Source::kKernel))
+                (void)push_neighbours(std::span(&down->ip, 1));
+        } else if (const auto* resync = std::get_if<Resynced>(&event)) {
+            spdlog::warn("kernel: notifications were lost; resynchronised from a full dump");
+            apply_kernel_snapshot(resync->snapshot);
+        }
+    }
+    state(Source::kKernel).state = "up";
+    (void)commit();
+}
+
+// ---- requests ----
+
+std::string Control::handle(std::string_view request) {
+    const json j = json::parse(request, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return failure(Errc::kInvalidArgument, "the request is not a JSON object").dump();
+    return handle(j).dump();
+}
+
+json Control::handle(const json& request) {
+    const auto op_it = request.find("op");
+    if (op_it == request.end() || !op_it->is_string())
+        return failure(Errc::kInvalidArgument, "missing 'op'");
+    const std::string op = op_it->get<std::string>();
+    using Op = json (Control::*)(const json&);
+    static constexpr std::pair<std::string_view, Op> kOps[] = {
+        {"route.add", &Control::route_add}, {"route.del", &Control::route_del},   {"route.list", &Control::route_list},
+        {"route.get", &Control::route_get}, {"neigh.add", &Control::neigh_add},   {"neigh.del", &Control::neigh_del},
+        {"neigh.list", &Control::neigh_list}, {"sources", &Control::sources}, {"status", &Control::status},
+    };
+    const auto found = std::find_if(std::begin(kOps), std::end(kOps), [&](const auto& o) { return o.first == op; });
+    if (found == std::end(kOps))
+        return failure(Errc::kInvalidArgument, "unknown op '" + op + "'");
+    json response;
+    try {
+        response = (this->*found->second)(request);
+    } catch (const json::exception& e) {   // a field of the wrong type
+        return failure(Errc::kInvalidArgument, std::string("bad request: ") + e.what());
+    }
+    if (!response.contains("ok"))
+        response["ok"] = true;
+    return response;
+}
+
+json Control::route_add(const json& request) {
+    auto spec = route_spec_from_json(request, Source::kCli);
+    if (!spec)
+        return failure(spec.error());
+    auto forwarding = resolve(options_.node, *spec);
+    if (!forwarding)
+        return failure(forwarding.error());
+    const Prefix4 prefix = spec->prefix;
+    std::optional<RibRoute> previous;
+    if (const RibRoute* p = rib_.find(prefix, Source::kCli))
+        previous = *p;
+    if (rib_.set(*spec, *forwarding)) {
+        if (auto s = push(prefix); !s) {
+            // The table refused (full): the RIB goes back to what the table has.
+            bool unused = false;
+            if (previous)
+                rib_.set(previous->spec, previous->forwarding);
+            else
+                rib_.erase(prefix, Source::kCli, unused);
+            (void)push(prefix);
+            return failure(s.error().code, prefix.str() + ": the table refused the route: " + s.error().message);
+        }
+        if (auto s = commit(); !s)
+            return failure(s.error());
+    }
+    std::erase_if(cli_.routes, [&](const RouteSpec& r) { return r.prefix == prefix; });
+    cli_.routes.push_back(*spec);
+    (void)save_cli_state();
+    ++state(Source::kCli).changes;
+    spdlog::info("cli: route {}", describe(*spec));
+    return json{{"route", route_json(*rib_.find(prefix, Source::kCli), rib_.best(prefix) == rib_.find(prefix, Source::kCli))}};
+}
+
+json Control::route_del(const json& request) {
+    auto prefix = prefix_field(request);
+    if (!prefix)
+        return failure(prefix.error());
+    const RibRoute* route = rib_.find(*prefix, Source::kCli);
+    if (route == nullptr)
+        return failure(Errc::kNotFound, "no CLI route for " + prefix->str() +
+                                            (rib_.best(*prefix) ? " (other sources' routes are theirs to remove)" : ""));
+    json removed = route_json(*route, false);
+    withdraw(*prefix, Source::kCli);
+    if (auto s = commit(); !s)
+        return failure(s.error());
+    std::erase_if(cli_.routes, [&](const RouteSpec& r) { return r.prefix == *prefix; });
+    (void)save_cli_state();
+    spdlog::info("cli: route {} removed", prefix->str());
+    return json{{"route", removed}};
+}
+
+json Control::route_json(const RibRoute& route, bool best) const {
+    const RouteSpec& spec = route.spec;
+    const Forwarding& f = route.forwarding;
+    const ModeRequest mode = spec.mode == ModeRequest::kDefault ? options_.node.default_mode : spec.mode;
+    const auto id = best ? sync_.installed_id(spec.prefix) : std::nullopt;
+    json j{{"prefix", spec.prefix.str()},
+           {"source", source_name(spec.source)},
+           {"preference", route.preference},
+           {"via", ip_or_null(spec.via)},
+           {"mode", mode_request_name(mode)},
+           {"effective_mode", effective_mode_name(f.mode)},
+           {"best", best},
+           {"installed", best && id.has_value() && !sync_.refused(spec.prefix)},
+           {"nexthop_id", id ? json(*id) : json(nullptr)},
+           {"l2_nexthop", ip_or_null(f.l2_nexthop)},
+           {"mac", nullptr}};
+    if (f.l2_nexthop != 0)
+        if (const auto mac = neighbours_.mac(f.l2_nexthop))
+            j["mac"] = format_mac(*mac);
+    if (f.mode == lpm::ForwardMode::kVxlan) {
+        j["vni"] = f.vni;
+        j["vtep_mac"] = format_mac(f.vtep_mac);
+    }
+    return j;
+}
+
+json Control::route_list(const json& request) {
+    std::optional<Source> only;
+    if (request.contains("source") && !request["source"].is_null()) {
+        const std::string name = request["source"].get<std::string>();
+        only = parse_source(name);
+        if (!only)
+            return failure(Errc::kInvalidArgument, "unknown source '" + name + "' (local, cli, static, bgp, etcd, kernel)");
+    }
+    json routes = json::array();
+    rib_.for_each([&](const RibRoute& r, bool best) {
+        if (!only || r.spec.source == *only)
+            routes.push_back(route_json(r, best));
+    });
+    return json{{"routes", std::move(routes)}};
+}
+
+json Control::route_get(const json& request) {
+    auto ip = ip_field(request, "ip");
+    if (!ip)
+        return failure(ip.error());
+    json j{{"ip", format_ipv4(*ip)}, {"route", nullptr}, {"table_nexthop", writer_.lookup(*ip)}};
+    if (const auto prefix = rib_.longest_match(*ip))
+        j["route"] = route_json(*rib_.best(*prefix), true);
+    return j;
+}
+
+json Control::neigh_add(const json& request) {
+    auto n = neighbour_from_json(request, Source::kCli);
+    if (!n)
+        return failure(n.error());
+    if (neighbours_.set(*n)) {
+        (void)push_neighbours(std::span(&n->ip, 1));
+        if (auto s = commit(); !s)
+            return failure(s.error());
+    }
+    std::erase_if(cli_.neighbours, [&](const Neighbour& x) { return x.ip == n->ip; });
+    cli_.neighbours.push_back(*n);
+    (void)save_cli_state();
+    spdlog::info("cli: neighbour {} is {}", format_ipv4(n->ip), format_mac(n->mac));
+    return json{{"neighbour", {{"ip", format_ipv4(n->ip)}, {"mac", format_mac(n->mac)}, {"source", "cli"}}}};
+}
+
+json Control::neigh_del(const json& request) {
+    auto ip = ip_field(request, "ip");
+    if (!ip)
+        return failure(ip.error());
+    const MacAddr* mac = neighbours_.find(*ip, Source::kCli);
+    if (mac == nullptr)
+        return failure(Errc::kNotFound, "no CLI neighbour " + format_ipv4(*ip));
+    json removed{{"ip", format_ipv4(*ip)}, {"mac", format_mac(*mac)}, {"source", "cli"}};
+    if (neighbours_.erase(*ip, Source::kCli)) {
+        (void)push_neighbours(std::span(&*ip, 1));
+        if (auto s = commit(); !s)
+            return failure(s.error());
+    }
+    std::erase_if(cli_.neighbours, [&](const Neighbour& x) { return x.ip == *ip; });
+    (void)save_cli_state();
+    return json{{"neighbour", removed}};
+}
+
+json Control::neigh_list(const json&) {
+    json list = json::array();
+    for (const Neighbour& n : neighbours_.list())
+        list.push_back({{"ip", format_ipv4(n.ip)},
+                        {"mac", format_mac(n.mac)},
+                        {"source", source_name(n.source)},
+                        {"nexthops", sync_.users_of(n.ip)}});
+    return json{{"neighbours", std::move(list)}};
+}
+
+json Control::sources(const json&) {
+    json list = json::array();
+    for (unsigned i = 0; i < kSourceCount; ++i) {
+        const auto source = static_cast<Source>(i);
+        const SourceState& s = sources_[i];
+        list.push_back({{"name", source_name(source)},
+                        {"enabled", s.enabled},
+                        {"state", s.state},
+                        {"routes", rib_.routes_of(source)},
+                        {"best", rib_.best_of(source)},
+                        {"refused", s.refused},
+                        {"last_error", s.last_error ? json(*s.last_error) : json(nullptr)},
+                        {"changes", s.changes}});
+    }
+    return json{{"sources", std::move(list)}};
+}
+
+json Control::status(const json&) {
+    json cidrs = json::array();
+    for (const Prefix4& p : options_.node.pod_cidrs)
+        cidrs.push_back(p.str());
+    const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return json{{"node_ip", format_ipv4(options_.node.node_ip)},
+                {"uplink", options_.node.uplink.str()},
+                {"gateway", options_.node.gateway ? json(format_ipv4(*options_.node.gateway)) : json(nullptr)},
+                {"table", options_.table},
+                {"pod_cidrs", std::move(cidrs)},
+                {"default_mode", mode_request_name(options_.node.default_mode)},
+                {"routes", rib_.prefixes()},
+                {"installed", sync_.installed()},
+                {"nexthops", sync_.nexthops()},
+                {"pid", ::getpid()},
+                {"uptime_s", uptime}};
+}
+
+}  // namespace podfwd::control

@@ -1,0 +1,106 @@
+// podfwd-control's state and behaviour, apart from its event loop: the
+// sources feed the RIB, the RIB's best routes go to the table (TableSync),
+// and CLI requests are answered here. Single-threaded: every method runs
+// on the event loop's thread.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "control/core/neighbours.h"
+#include "control/core/rib.h"
+#include "control/core/table_sync.h"
+#include "control/daemon/json_codec.h"
+#include "control/daemon/options.h"
+#include "control/kernel/kernel_source.h"
+#include "lpm/writer.h"
+
+namespace podfwd::control {
+
+struct SourceState {
+    bool enabled = false;
+    std::string state = "disabled";   // up, syncing, error, disabled
+    std::uint64_t refused = 0;
+    std::optional<std::string> last_error;
+    std::uint64_t changes = 0;
+};
+
+class Control {
+public:
+    // Opens (or re-attaches to) the table, loads every source, then makes
+    // the table equal their best routes, touching only what differs. A bad
+    // static file or CLI state refuses to start: starting without them
+    // would withdraw their routes from a running dataplane.
+    static Result<std::unique_ptr<Control>> start(const DaemonOptions& options);
+
+    // One control-socket request line; the response line. Route changes are
+    // committed before it returns.
+    std::string handle(std::string_view request);
+    nlohmann::json handle(const nlohmann::json& request);
+
+    // SIGHUP: re-read the static file and apply the difference.
+    void reload_static();
+    // The kernel source's socket (-1 without --kernel) and its events.
+    int kernel_fd() const noexcept { return kernel_ ? kernel_->fd() : -1; }
+    void on_kernel_readable();
+    // Periodic: delete next hops unused past their grace period.
+    void tick() { sync_.collect(); }
+
+    const Rib& rib() const noexcept { return rib_; }
+
+    // Use start(); public for make_unique.
+    Control(const DaemonOptions& options, lpm::TableWriter writer);
+
+private:
+    using json = nlohmann::json;
+
+    // Records `error` against `source` and logs it as one line.
+    void refuse(Source source, const std::string& error);
+    SourceState& state(Source s) { return sources_[static_cast<unsigned>(s)]; }
+
+    // Pushes the best forwarding of each prefix to the table (staged).
+    Status push(std::span<const Prefix4> changed);
+    Status push(const Prefix4& prefix) { return push(std::span(&prefix, 1)); }
+    Status push_neighbours(std::span<const Ipv4Addr> changed);
+    // Commits staged changes; a failure is logged (the next commit retries).
+    Status commit();
+
+    Status load_static(bool at_start);
+    Status load_static_at_start();
+    Status load_cli_state();
+    Status save_cli_state();
+    Status load_kernel();
+    void apply_kernel_snapshot(const KernelSnapshot& snapshot);
+    void apply_kernel_route(const KernelRoute& route);
+    void withdraw(const Prefix4& prefix, Source source);
+
+    json route_add(const json& request);
+    json route_del(const json& request);
+    // Every request handler has this shape, for handle()'s table.
+    json route_list(const json& request);
+    json route_get(const json& request);
+    json neigh_add(const json& request);
+    json neigh_del(const json& request);
+    json neigh_list(const json&);
+    json sources(const json&);
+    json status(const json&);
+    json route_json(const RibRoute& route, bool best) const;
+
+    DaemonOptions options_;
+    lpm::TableWriter writer_;
+    Rib rib_;
+    NeighbourTable neighbours_;
+    TableSync sync_;
+    std::optional<KernelSource> kernel_;
+    std::array<SourceState, kSourceCount> sources_{};
+    CliState cli_;                 // what the CLI added, saved across restarts
+    bool reconciled_ = false;      // until start() reconciles, changes only go to the RIB
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace podfwd::control

@@ -1,0 +1,30 @@
+// Routes, neighbours and the CLI's saved state as JSON: the shapes of
+// control/PROTOCOL.md, written once for the socket and the state file.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "control/core/neighbours.h"
+#include "control/core/rib.h"
+
+namespace podfwd::control {
+
+// {prefix, via?, mode?, vni?, vtep_mac?}: a route.add request, or a saved CLI route.
+Result<RouteSpec> route_spec_from_json(const nlohmann::json& j, Source source);
+nlohmann::json route_spec_to_json(const RouteSpec& spec);
+
+// {ip, mac}
+Result<Neighbour> neighbour_from_json(const nlohmann::json& j, Source source);
+
+const char* effective_mode_name(lpm::ForwardMode mode) noexcept;
+
+// The CLI's own routes and neighbours, kept in a file so that a restarted
+// daemon still has them (written to a temporary file, then renamed).
+struct CliState {
+    std::vector<RouteSpec> routes;
+    std::vector<Neighbour> neighbours;
+};
+Result<CliState> load_cli_state(const std::string& path);   // a missing file is an empty state
+Status save_cli_state(const std::string& path, const CliState& state);
+
+}  // namespace podfwd::control

@@ -1,0 +1,33 @@
+// Command line and config file of podfwd-control.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "control/core/policy.h"
+#include "control/kernel/kernel_source.h"
+
+namespace podfwd::control {
+
+struct DaemonOptions {
+    NodeConfig node;
+    Preferences preferences = default_preferences();
+    std::string table = "podfwd";      // /dev/shm/<table>
+    std::string socket;                // default /run/podfwd/<table>.sock
+    std::string state_dir;             // default /var/lib/podfwd: the CLI's routes survive restarts
+    std::string static_routes;         // empty: no static file
+    std::optional<KernelOptions> kernel;
+    std::string log_level = "info";
+
+    std::string cli_state_path() const { return state_dir + "/" + table + ".cli.json"; }
+};
+
+struct ParsedDaemonArgs {
+    bool help = false;
+    DaemonOptions options;
+};
+
+Result<ParsedDaemonArgs> parse_daemon_options(int argc, char** argv);
+std::string daemon_usage();
+
+}  // namespace podfwd::control
