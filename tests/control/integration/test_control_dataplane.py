@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""podfwd-control, podfwdctl and podfwd-dataplane together (lab.py): a route
+added with the CLI takes the next packet, a deleted one drops it (counted),
+SIGHUP applies an edited static file as a difference, and kernel routes
+(netlink, `ip route ... proto bird table 100`) are mirrored into forwarding.
+
+Usage: test_control_dataplane.py PODFWD_CONTROL PODFWD_DATAPLANE PODFWDCTL"""
+import subprocess
+import sys
+
+from lab import Checks, Lab, binaries, enter_private_netns, wait_for
+from scapy.layers.inet import IP
+
+NEIGH_B = ("10.168.0.3", "02:00:00:00:00:03")
+GATEWAY = ("10.168.0.1", "02:00:00:00:00:01")
+
+STATIC = f"""# two nodes on the subnet, one behind the gateway
+route 10.244.1.0/24 via {NEIGH_B[0]} mode host-gw
+route 10.244.2.0/24 via 10.168.0.4 mode host-gw
+route 10.244.3.0/24 via 10.169.0.5 mode cross-subnet
+neigh {NEIGH_B[0]} {NEIGH_B[1]}
+neigh 10.168.0.4 02:00:00:00:00:04
+neigh {GATEWAY[0]} {GATEWAY[1]}
+"""
+
+check = Checks()
+
+
+def test_cli(bins):
+    lab = Lab(bins, "cli", STATIC)
+    try:
+        out = lab.probe("10.244.1.7", "static")
+        check(out is not None and out.dst == NEIGH_B[1] and out[IP].ttl == 19,
+              "static host-gw route forwards: MAC of the neighbour, TTL - 1")
+        out = lab.probe("10.244.3.7", "cross")
+        check(out is not None and out[IP].proto == 4 and out[IP].dst == "10.169.0.5" and out.dst == GATEWAY[1]
+              and out[IP].payload[IP].dst == "10.244.3.7",
+              "cross-subnet off the subnet is IPIP to the node, framed to the gateway")
+
+        check(lab.probe_dropped("10.244.9.7", "before", "no_route"), "no route yet: dropped and counted")
+        rc, _, err = lab.ctl("route", "add", "10.244.9.0/24", "via", "10.168.0.4", "mode", "ipip")
+        check(rc == 0, f"podfwdctl route add: exit 0 ({err.strip()})")
+        out = lab.probe("10.244.9.7", "after-add")
+        check(out is not None and out[IP].proto == 4 and out[IP].dst == "10.168.0.4" and out[IP].src == "10.168.0.2"
+              and out.dst == "02:00:00:00:00:04", "the next packet takes the new route (IPIP to 10.168.0.4)")
+        got = lab.ctl_json("route", "get", "10.244.9.7")
+        r = got.get("route") or {}
+        check(r.get("prefix") == "10.244.9.0/24" and r.get("source") == "cli" and r.get("via") == "10.168.0.4"
+              and r.get("effective_mode") == "ipip" and r.get("mac") == "02:00:00:00:00:04"
+              and got.get("table_nexthop") == r.get("nexthop_id"),
+              f"route get: prefix, source, next hop, mode, MAC, and the table agrees ({got})")
+
+        # A CLI route over a static one wins; deleting it gives the static one back.
+        check(lab.ctl("route", "add", "10.244.1.0/24", "via", "10.168.0.4", "mode", "host-gw")[0] == 0,
+              "CLI route over a static prefix")
+        out = lab.probe("10.244.1.8", "cli-wins")
+        check(out is not None and out.dst == "02:00:00:00:00:04", "the CLI route is preferred")
+        check(lab.ctl("route", "del", "10.244.1.0/24")[0] == 0, "route del")
+        out = lab.probe("10.244.1.8", "static-back")
+        check(out is not None and out.dst == NEIGH_B[1], "the static route takes over again")
+
+        rc, _, err = lab.ctl("route", "del", "10.244.9.0/24")
+        check(rc == 0, f"podfwdctl route del: exit 0 ({err.strip()})")
+        check(lab.probe_dropped("10.244.9.7", "after-del", "no_route"), "after route del: dropped and counted")
+
+        # Refusals: one line, non-zero, nothing changed.
+        before = lab.routes()
+        for args, code, what in [
+            (["route", "add", "10.244.9.0/24", "via", "10.169.0.9", "mode", "host-gw"], 1, "host-gw off the subnet"),
+            (["route", "add", "10.244.9.1/24", "via", "10.168.0.4"], 2, "host bits set"),
+            (["route", "add", "10.244.9.0/24", "via", "10.168.0.4", "mode", "warp"], 2, "unknown mode"),
+            (["route", "del", "10.244.2.0/24"], 1, "deleting a static route with the CLI"),
+        ]:
+            rc, out, err = lab.ctl(*args)
+            lines = err.strip().splitlines()
+            check(rc == code and len(lines) == 1 and lines[0].startswith("podfwdctl: "),
+                  f"{what}: exit {code}, one line ({rc}: {err.strip()})")
+        check(lab.routes() == before, "refused commands changed nothing")
+
+        # Counters: podfwdctl stats agrees with an independent reader of the segment.
+        totals = lab.ctl_json("stats")["totals"]
+        raw = lab.stats()
+        check(totals["drops"]["no_route"] == raw["drop_by_name"]["no_route"] >= 2
+              and totals["actions"]["host_gw"] == raw["action_by_name"]["host_gw"] >= 3
+              and totals["actions"]["ipip_encap"] == raw["action_by_name"]["ipip_encap"] >= 2,
+              f"podfwdctl stats agrees with stats_reader.py ({totals['drops']['no_route']} no_route drops)")
+    finally:
+        lab.close()
+
+
+def test_sighup(bins):
+    lab = Lab(bins, "hup", STATIC)
+    try:
+        before = lab.routes()
+        changes_before = {s["name"]: s["changes"] for s in lab.request({"op": "sources"})["sources"]}
+        # One route kept, one changed, one removed, one added.
+        lab.write_static(STATIC.replace("route 10.244.2.0/24 via 10.168.0.4", "route 10.244.2.0/24 via 10.168.0.3")
+                         .replace("route 10.244.3.0/24 via 10.169.0.5 mode cross-subnet\n", "")
+                         + "route 10.244.4.0/24 via 10.168.0.4 mode host-gw\n")
+        lab.control.send_signal(1)   # SIGHUP
+        wait_for(lambda: ("10.244.4.0/24", "static") in lab.routes(), 10, "the reloaded static file")
+        after = lab.routes()
+        kept = ("10.244.1.0/24", "static")
+        check(after[kept] == before[kept], "the unchanged route is untouched (same next-hop record)")
+        check(after[("10.244.2.0/24", "static")]["via"] == "10.168.0.3", "the changed route changed")
+        check(("10.244.3.0/24", "static") not in after, "the removed route is gone")
+        changes = {s["name"]: s["changes"] for s in lab.request({"op": "sources"})["sources"]}
+        check(changes["static"] - changes_before["static"] == 3, f"exactly three changes pushed ({changes})")
+        out = lab.probe("10.244.2.9", "reloaded")
+        check(out is not None and out.dst == NEIGH_B[1], "forwarding follows the changed route")
+        check(lab.probe_dropped("10.244.3.9", "removed", "no_route"), "the removed route drops")
+
+        # A bad file: refused whole, the routes already learned stay.
+        lab.write_static(STATIC + "route 10.244.5.0/24 via 10.168.0.4 mode warp\n")
+        lab.control.send_signal(1)
+        def refused():
+            static = [s for s in lab.request({"op": "sources"})["sources"] if s["name"] == "static"][0]
+            return static if static["state"] == "error" else None
+        static = wait_for(refused, 10, "the bad file to be refused")
+        check("routes.conf:8" in (static["last_error"] or ""), f"the error names the line ({static['last_error']})")
+        check(lab.routes() == after, "nothing already learned is lost")
+        check(lab.control.poll() is None, "the daemon keeps running")
+    finally:
+        lab.close()
+
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True)
+
+
+def test_netlink(bins):
+    # The uplink subnet on a veth pair (this kernel has no dummy driver), so
+    # the kernel accepts gateways on it.
+    ip("link", "add", "nl0", "type", "veth", "peer", "name", "nl1")
+    ip("addr", "add", "10.168.0.2/24", "dev", "nl0")
+    ip("link", "set", "nl0", "up")
+    ip("link", "set", "nl1", "up")
+    lab = Lab(bins, "nl", "", control_args=["--kernel", "--kernel-table", "100", "--kernel-protocol", "bird",
+                                             "--kernel-neighbours"])
+    try:
+        ip("neigh", "add", "10.168.0.7", "lladdr", "02:00:00:00:00:07", "dev", "nl0", "nud", "permanent")
+        ip("route", "add", "10.244.7.0/24", "via", "10.168.0.7", "proto", "bird", "table", "100")
+        ip("route", "add", "10.244.8.0/24", "via", "10.168.0.7", "table", "100")   # not bird: not mirrored
+
+        def listed():
+            routes = lab.ctl_json("route", "list", "--source", "kernel")["routes"]
+            return routes if any(r["prefix"] == "10.244.7.0/24" for r in routes) else None
+        routes = wait_for(listed, 10, "the kernel route in podfwdctl route list")
+        r = [r for r in routes if r["prefix"] == "10.244.7.0/24"][0]
+        check(r["via"] == "10.168.0.7" and r["effective_mode"] == "host-gw" and r["mac"] == "02:00:00:00:00:07",
+              f"ip route add ... proto bird table 100: listed, cross-subnet resolves to host-gw, MAC from the kernel ({r})")
+        check(not any(r["prefix"] == "10.244.8.0/24" for r in routes), "other protocols are not mirrored")
+        out = lab.probe("10.244.7.3", "kernel")
+        check(out is not None and out.dst == "02:00:00:00:00:07" and out[IP].ttl == 19, "and forwarded")
+
+        ip("route", "del", "10.244.7.0/24", "via", "10.168.0.7", "proto", "bird", "table", "100")
+        wait_for(lambda: not any(r["prefix"] == "10.244.7.0/24"
+                                 for r in lab.ctl_json("route", "list", "--source", "kernel")["routes"]),
+                 10, "ip route del to reach the RIB")
+        check(lab.probe_dropped("10.244.7.3", "kernel-gone", "no_route"), "ip route del: removed from forwarding")
+    finally:
+        lab.close()
+        subprocess.run(["ip", "link", "del", "nl0"], check=False)
+
+
+if __name__ == "__main__":
+    enter_private_netns()
+    bins = binaries(sys.argv)
+    for test in (test_cli, test_sighup, test_netlink):
+        print(f"--- {test.__name__}", flush=True)
+        test(bins)
+    check.exit()
