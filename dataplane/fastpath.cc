@@ -82,14 +82,6 @@ void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
     p.headroom += bytes;
 }
 
-// Inserts `bytes` after the Ethernet header (the caller checked headroom).
-void open_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
-    std::memmove(p.data - bytes, p.data, EtherHdr::kSize);
-    p.data -= bytes;
-    p.len += bytes;
-    p.headroom -= bytes;
-}
-
 std::uint32_t mix(std::uint32_t ip) noexcept { return ip * 0x9e3779b1u; }
 
 }  // namespace
@@ -114,6 +106,7 @@ const char* drop_name(Drop d) noexcept {
 
 namespace {
 
+// Frame bytes 6..13 of an IPv4 frame from `src`: source MAC and EtherType.
 std::uint64_t src_and_type(const MacAddr& src) noexcept {
     std::uint8_t bytes[8];
     std::memcpy(bytes, src.data(), 6);
@@ -126,8 +119,9 @@ std::uint64_t src_and_type(const MacAddr& src) noexcept {
 }  // namespace
 
 Forwarder::Forwarder(const NodeConfig& config, const lpm::TableView& table)
-    : config_(config), uplink_src_and_type_(src_and_type(config.uplink_mac)), table_(table),
-      next_ip_id_(config.outer_ip_id_start) {
+    : config_(config), uplink_src_and_type_(src_and_type(config.uplink_mac)),
+      vtep_src_and_type_(src_and_type(config.vtep_mac)), table_(table), next_ip_id_(config.outer_ip_id_start) {
+    std::memcpy(host_dst_.data(), config.host_mac.data(), 6);
     known_nodes_.reserve(table.capacity().max_nexthops);
 }
 
@@ -183,15 +177,150 @@ std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len)
     return static_cast<std::uint16_t>(49152 + ((std::uint64_t{h} * 16384) >> 32));
 }
 
-// ---- the burst ----
+// ---- the rewrites ----
 
 namespace {
 
-// TTL, total length and the host-gw MTU test read from a header already
-// known to be plain IPv4.
-[[gnu::always_inline]] inline std::uint8_t ttl_of(const PacketView& p) noexcept { return p.data[EtherHdr::kSize + 8]; }
+std::uint32_t ipip_outer_length(const PacketView& p) noexcept { return p.len - EtherHdr::kSize + kIpipOverhead; }
+std::uint32_t vxlan_outer_length(const PacketView& p) noexcept {
+    return Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + p.len;   // the whole inner frame
+}
+
+// An Ethernet header for an IPv4 frame in two 8-byte stores: the
+// destination from `dst8` (a MAC and the 2 bytes after it, overwritten by
+// the second store), then source MAC and EtherType.
+[[gnu::always_inline]] inline void put_ether(std::uint8_t* frame, const std::uint8_t* dst8,
+                                             std::uint64_t src_and_type) noexcept {
+    std::uint64_t dst;
+    std::memcpy(&dst, dst8, 8);
+    std::memcpy(frame, &dst, 8);
+    std::memcpy(frame + 6, &src_and_type, 8);
+}
+// Next-hop MACs are read 8 bytes at a time (see put_ether).
+static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
+static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
+
+// host-gw, the common case. Its check and rewrite take the MTU and the
+// uplink's source MAC as arguments: the burst loop keeps them in registers
+// (stores into packet bytes could alias any member, so the compiler would
+// reload a member after each one).
+[[gnu::always_inline]] inline Drop host_gw_check(const PacketView& pkt, const lpm::NextHop& nh,
+                                                 std::uint32_t mtu) noexcept {
+    if (!nh.mac_resolved())
+        return Drop::kUnresolvedNextHop;
+    if (ip_of(pkt).ttl <= 1)
+        return Drop::kTtlExceeded;
+    if (pkt.len - EtherHdr::kSize > mtu)
+        return Drop::kMtuExceeded;
+    return Drop::kCount;
+}
+[[gnu::always_inline]] inline void host_gw(PacketView& pkt, const lpm::NextHop& nh,
+                                           std::uint64_t src_and_type) noexcept {
+    ipv4_decrement_ttl(ip_of(pkt));
+    put_ether(pkt.data, nh.mac.data(), src_and_type);
+}
 
 }  // namespace
+
+// The checks before a rewrite, in the order their drops are counted;
+// Drop::kCount when the packet may go. The packet is plain IPv4 and
+// pkt.len its IP length plus the Ethernet header.
+Drop Forwarder::encap_check(const PacketView& pkt, const lpm::NextHop& nh, std::uint32_t outer_ip_len,
+                            std::uint32_t overhead) const noexcept {
+    if (!nh.mac_resolved())
+        return Drop::kUnresolvedNextHop;
+    if (ip_of(pkt).ttl <= 1)
+        return Drop::kTtlExceeded;
+    if (outer_ip_len > config_.mtu)
+        return Drop::kMtuExceeded;
+    if (pkt.headroom < overhead)
+        return Drop::kNoHeadroom;
+    return Drop::kCount;
+}
+
+// The rewrites, once their checks passed.
+
+// The kernel routes it on to the pod (and decrements the TTL).
+void Forwarder::deliver_to_host(PacketView& pkt) noexcept {
+    put_ether(pkt.data, host_dst_.data(), uplink_src_and_type_);
+}
+
+// RFC 2003. The outer header goes where the Ethernet header and the 6
+// bytes before it were; the new Ethernet header is written whole, so the
+// old one need not move.
+void Forwarder::ipip_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept {
+    Ipv4Hdr& inner = ip_of(pkt);
+    const auto outer_len = static_cast<std::uint16_t>(ipip_outer_length(pkt));
+    ipv4_decrement_ttl(inner);
+    const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
+    const std::uint8_t tos = inner.tos;
+    pkt.data -= kIpipOverhead;
+    pkt.len += kIpipOverhead;
+    pkt.headroom -= kIpipOverhead;
+    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoIpip, outer_len, kOuterTtl, df, tos, outer_ip_id(df));
+    put_ether(pkt.data, nh.mac.data(), uplink_src_and_type_);
+}
+
+// RFC 7348: outer Ethernet, IPv4, UDP and VXLAN headers before the inner
+// frame, whose MACs become the VTEPs'.
+void Forwarder::vxlan_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept {
+    const auto outer_len = static_cast<std::uint16_t>(vxlan_outer_length(pkt));
+    ipv4_decrement_ttl(ip_of(pkt));
+    const std::uint16_t source_port = vxlan_source_port(pkt.data + EtherHdr::kSize, pkt.len - EtherHdr::kSize);
+    put_ether(pkt.data, nh.vtep_mac.data(), vtep_src_and_type_);
+
+    pkt.data -= kVxlanOverhead;
+    pkt.len += kVxlanOverhead;
+    pkt.headroom -= kVxlanOverhead;
+    put_ether(pkt.data, nh.mac.data(), uplink_src_and_type_);
+    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoUdp, outer_len, kOuterTtl, 0, 0, outer_ip_id(0));
+    auto& udp = *reinterpret_cast<UdpHdr*>(pkt.data + kEthIp);
+    store_be16(udp.src_port, source_port);
+    store_be16(udp.dst_port, config_.vxlan_port);
+    store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
+    store_be16(udp.checksum, 0);   // RFC 7348: zero over IPv4
+    reinterpret_cast<VxlanHdr*>(pkt.data + kEthIp + UdpHdr::kSize)->set(nh.vni != 0 ? nh.vni : config_.vni);
+}
+
+// The whole decision for one looked-up packet, every check in the order
+// its drops are counted: the packet rewritten and `action` set, or why it
+// is dropped (the caller counts either).
+Drop Forwarder::decide(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh, Action& action) noexcept {
+    if (id == lpm::kNoRoute)
+        return Drop::kNoRoute;
+    if (nh == nullptr)
+        return Drop::kNextHopGone;
+    Drop d = Drop::kBlackhole;
+    switch (nh->mode) {
+    case lpm::ForwardMode::kLocal:
+        deliver_to_host(pkt);
+        action = Action::kToHost;
+        return Drop::kCount;
+    case lpm::ForwardMode::kHostGw:
+        if (d = host_gw_check(pkt, *nh, config_.mtu); d == Drop::kCount) {
+            host_gw(pkt, *nh, uplink_src_and_type_);
+            action = Action::kHostGw;
+        }
+        break;
+    case lpm::ForwardMode::kIpip:
+        if (d = encap_check(pkt, *nh, ipip_outer_length(pkt), kIpipOverhead); d == Drop::kCount) {
+            ipip_encap(pkt, *nh);
+            action = Action::kIpipEncap;
+        }
+        break;
+    case lpm::ForwardMode::kVxlan:
+        if (d = encap_check(pkt, *nh, vxlan_outer_length(pkt), kVxlanOverhead); d == Drop::kCount) {
+            vxlan_encap(pkt, *nh);
+            action = Action::kVxlanEncap;
+        }
+        break;
+    case lpm::ForwardMode::kDrop:
+        break;
+    }
+    return d;
+}
+
+// ---- the burst ----
 
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
                         LcoreCounters& counters) noexcept {
@@ -237,33 +366,38 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
     // Pass 2: one bulk lookup.
     table_.lookup_bulk(dst, ids, lookups);
 
-    // Pass 3: host-gw with everything in order inline, counted once per
-    // burst; the rest (and every drop, for its exact reason) in forward().
+    // Pass 3: rewrite by next hop; actions counted once per burst, drops
+    // each under its reason. host-gw with nothing to drop for first, with
+    // its values in registers.
     const lpm::NextHopTable nexthops = table_.nexthops();   // in locals: see NextHopTable
-    const std::uint32_t max_frame = EtherHdr::kSize + config_.mtu;
-    const std::uint64_t src_and_type = uplink_src_and_type_;
-    std::uint64_t host_gw = 0;
+    const std::uint32_t mtu = config_.mtu;
+    const std::uint64_t uplink_src_and_type = uplink_src_and_type_;
+    std::uint32_t host_gw_count = 0;
+    std::uint32_t count[static_cast<unsigned>(Action::kCount)] = {};
     for (unsigned k = 0; k < lookups; ++k) {
         const unsigned i = index[k];
         PacketView& p = pkts[i];
         const lpm::NextHop* nh = nexthops.get(ids[k]);
-        if (nh != nullptr && nh->mode == lpm::ForwardMode::kHostGw && nh->mac_resolved() && ttl_of(p) > 1 &&
-            p.len <= max_frame) [[likely]] {
-            ipv4_decrement_ttl(ip_of(p));
-            // Destination MAC (8 bytes stored, the last 2 overwritten next),
-            // then source MAC and EtherType in one 8-byte store.
-            static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
-            std::uint64_t mac;
-            std::memcpy(&mac, nh->mac.data(), 8);
-            std::memcpy(p.data, &mac, 8);
-            std::memcpy(p.data + 6, &src_and_type, 8);
-            verdicts[i] = Verdict::kUplink;
-            ++host_gw;
+        if (nh != nullptr) [[likely]] {
+            if (nh->mode == lpm::ForwardMode::kHostGw && host_gw_check(p, *nh, mtu) == Drop::kCount) [[likely]] {
+                host_gw(p, *nh, uplink_src_and_type);
+                verdicts[i] = Verdict::kUplink;
+                ++host_gw_count;
+                continue;
+            }
+        }
+        Action action;
+        if (const Drop d = decide(p, ids[k], nh, action); d != Drop::kCount) [[unlikely]] {
+            counters.count(d);
+            verdicts[i] = Verdict::kDrop;
             continue;
         }
-        verdicts[i] = forward(p, ids[k], nh, counters);
+        verdicts[i] = action == Action::kToHost ? Verdict::kHost : Verdict::kUplink;
+        ++count[static_cast<unsigned>(action)];
     }
-    counters.actions[static_cast<unsigned>(Action::kHostGw)] += host_gw;
+    count[static_cast<unsigned>(Action::kHostGw)] += host_gw_count;
+    for (unsigned a = 0; a < std::size(count); ++a)
+        counters.actions[a] += count[a];
 }
 
 // A plain IPv4 packet from the uplink addressed to the node: decapsulated
@@ -351,118 +485,6 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();
     counters.count(Action::kVxlanDecap);
     return true;
-}
-
-Verdict Forwarder::forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
-                           LcoreCounters& counters) noexcept {
-    const auto drop = [&](Drop reason) {
-        counters.count(reason);
-        return Verdict::kDrop;
-    };
-    if (id == lpm::kNoRoute)
-        return drop(Drop::kNoRoute);
-    if (nh == nullptr)
-        return drop(Drop::kNextHopGone);
-    switch (nh->mode) {
-    case lpm::ForwardMode::kLocal: {
-        // The kernel routes it on to the pod (and decrements the TTL).
-        EtherHdr& eth = eth_of(pkt);
-        eth.dst = config_.host_mac;
-        eth.src = config_.uplink_mac;
-        counters.count(Action::kToHost);
-        return Verdict::kHost;
-    }
-    case lpm::ForwardMode::kHostGw: {
-        if (!nh->mac_resolved())
-            return drop(Drop::kUnresolvedNextHop);
-        Ipv4Hdr& ip = ip_of(pkt);
-        if (ip.ttl <= 1)
-            return drop(Drop::kTtlExceeded);
-        if (ip.length() > config_.mtu)
-            return drop(Drop::kMtuExceeded);
-        ipv4_decrement_ttl(ip);
-        EtherHdr& eth = eth_of(pkt);
-        eth.dst = nh->mac;
-        eth.src = config_.uplink_mac;
-        counters.count(Action::kHostGw);
-        return Verdict::kUplink;
-    }
-    case lpm::ForwardMode::kIpip:
-        return encap_ipip(pkt, *nh, counters);
-    case lpm::ForwardMode::kVxlan:
-        return encap_vxlan(pkt, *nh, counters);
-    case lpm::ForwardMode::kDrop:
-        break;
-    }
-    return drop(Drop::kBlackhole);
-}
-
-// What every encapsulation checks before it touches the packet, in the
-// order the drops are counted; Drop::kCount when the packet may go.
-Drop Forwarder::encap_check(const PacketView& pkt, const lpm::NextHop& nh, std::uint32_t outer_ip_len,
-                            std::uint32_t overhead) const noexcept {
-    if (!nh.mac_resolved())
-        return Drop::kUnresolvedNextHop;
-    if (ip_of(pkt).ttl <= 1)
-        return Drop::kTtlExceeded;
-    if (outer_ip_len > config_.mtu)
-        return Drop::kMtuExceeded;
-    if (pkt.headroom < overhead)
-        return Drop::kNoHeadroom;
-    return Drop::kCount;
-}
-
-Verdict Forwarder::encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
-    Ipv4Hdr& inner = ip_of(pkt);
-    const std::uint32_t inner_len = inner.length();
-    if (const Drop d = encap_check(pkt, nh, inner_len + kIpipOverhead, kIpipOverhead); d != Drop::kCount) {
-        counters.count(d);
-        return Verdict::kDrop;
-    }
-    ipv4_decrement_ttl(inner);
-    const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
-    const std::uint8_t tos = inner.tos;
-    open_after_ethernet(pkt, kIpipOverhead);
-    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoIpip,
-               static_cast<std::uint16_t>(inner_len + kIpipOverhead), kOuterTtl, df, tos, outer_ip_id(df));
-    EtherHdr& eth = eth_of(pkt);
-    eth.dst = nh.mac;
-    eth.src = config_.uplink_mac;
-    counters.count(Action::kIpipEncap);
-    return Verdict::kUplink;
-}
-
-Verdict Forwarder::encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept {
-    Ipv4Hdr& inner = ip_of(pkt);
-    const std::uint32_t frame_len = pkt.len;   // inner Ethernet frame, padding already dropped
-    const std::uint32_t outer_len = Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + frame_len;
-    if (const Drop d = encap_check(pkt, nh, outer_len, kVxlanOverhead); d != Drop::kCount) {
-        counters.count(d);
-        return Verdict::kDrop;
-    }
-    ipv4_decrement_ttl(inner);
-    const std::uint16_t source_port = vxlan_source_port(pkt.data + EtherHdr::kSize, inner.length());
-    EtherHdr& inner_eth = eth_of(pkt);
-    inner_eth.dst = nh.vtep_mac;
-    inner_eth.src = config_.vtep_mac;
-
-    pkt.data -= kVxlanOverhead;
-    pkt.len += kVxlanOverhead;
-    pkt.headroom -= kVxlanOverhead;
-    EtherHdr& eth = eth_of(pkt);
-    eth.dst = nh.mac;
-    eth.src = config_.uplink_mac;
-    eth.set_ether_type(kEtherTypeIpv4);
-    ipv4_write(ip_of(pkt), config_.node_ip, nh.node_ip, kProtoUdp, static_cast<std::uint16_t>(outer_len), kOuterTtl,
-               0, 0, outer_ip_id(0));
-    auto& udp = *reinterpret_cast<UdpHdr*>(pkt.data + kEthIp);
-    store_be16(udp.src_port, source_port);
-    store_be16(udp.dst_port, config_.vxlan_port);
-    store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
-    store_be16(udp.checksum, 0);   // RFC 7348: zero over IPv4
-    reinterpret_cast<VxlanHdr*>(pkt.data + kEthIp + UdpHdr::kSize)->set(nh.vni != 0 ? nh.vni : config_.vni);
-    counters.count(Action::kVxlanEncap);
-    return Verdict::kUplink;
 }
 
 }  // namespace podfwd::dp

@@ -10,6 +10,7 @@
 // Nothing allocates, locks, throws or makes a virtual call.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -78,14 +79,17 @@ private:
     [[gnu::noinline]] Step rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
-    // Every next hop but a host-gw one with nothing to drop for (that one
-    // is inline in the burst loop); counts the action or the drop.
-    [[gnu::noinline]] Verdict forward(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
-                                      LcoreCounters& counters) noexcept;
+    // The decision for one looked-up packet: rewritten and `action` set
+    // (Drop::kCount), or why it is dropped.
+    [[gnu::always_inline]] inline Drop decide(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
+                                              Action& action) noexcept;
+    // The checks before an encapsulation; Drop::kCount when the packet may go.
     [[gnu::always_inline]] inline Drop encap_check(const PacketView& pkt, const lpm::NextHop& nh,
                                                    std::uint32_t outer_ip_len, std::uint32_t overhead) const noexcept;
-    Verdict encap_ipip(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
-    Verdict encap_vxlan(PacketView& pkt, const lpm::NextHop& nh, LcoreCounters& counters) noexcept;
+    // The rewrites, once the checks passed.
+    [[gnu::always_inline]] inline void deliver_to_host(PacketView& pkt) noexcept;
+    [[gnu::always_inline]] inline void ipip_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept;
+    [[gnu::always_inline]] inline void vxlan_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept;
 
     // RFC 6864: an outer header that may be fragmented (DF clear) needs an
     // ID unique per source, destination and protocol while its fragments
@@ -93,7 +97,11 @@ private:
     std::uint16_t outer_ip_id(std::uint16_t df) noexcept { return df != 0 ? 0 : next_ip_id_++; }
 
     NodeConfig config_;
-    std::uint64_t uplink_src_and_type_;   // frame bytes 6..13 on the uplink: source MAC, EtherType IPv4
+    // Frame bytes 6..13 (source MAC, EtherType IPv4) on the uplink and in
+    // VXLAN's inner frames; the host port's MAC and 2 bytes of padding.
+    std::uint64_t uplink_src_and_type_;
+    std::uint64_t vtep_src_and_type_;
+    std::array<std::uint8_t, 8> host_dst_{};
     const lpm::TableView& table_;
     KnownNodes known_nodes_;
     std::uint16_t next_ip_id_;

@@ -104,6 +104,12 @@ private:
         }
         forwarder_.process(role, b_.views, b_.verdicts, kept, counters_);
 
+        // TX counts in locals: the stores into mbufs below could alias
+        // b_.tx_count, which would chain every iteration through memory.
+        unsigned to_uplink = b_.tx_count[static_cast<unsigned>(PortRole::kUplink)];
+        unsigned to_host = b_.tx_count[static_cast<unsigned>(PortRole::kHost)];
+        rte_mbuf** const uplink_tx = b_.tx[static_cast<unsigned>(PortRole::kUplink)];
+        rte_mbuf** const host_tx = b_.tx[static_cast<unsigned>(PortRole::kHost)];
         for (unsigned i = 0; i < kept; ++i) {
             rte_mbuf* m = b_.rx[i];
             const Verdict v = b_.verdicts[i];
@@ -117,9 +123,13 @@ private:
             m->data_off = static_cast<std::uint16_t>(p.headroom);
             m->data_len = static_cast<std::uint16_t>(p.len);
             m->pkt_len = p.len;
-            const auto out = static_cast<unsigned>(v);
-            b_.tx[out][b_.tx_count[out]++] = m;
+            if (v == Verdict::kUplink)
+                uplink_tx[to_uplink++] = m;
+            else
+                host_tx[to_host++] = m;
         }
+        b_.tx_count[static_cast<unsigned>(PortRole::kUplink)] = to_uplink;
+        b_.tx_count[static_cast<unsigned>(PortRole::kHost)] = to_host;
         if (dropped != 0)
             rte_pktmbuf_free_bulk(b_.dropped, dropped);
         return n;
