@@ -44,9 +44,9 @@ Drop check_ipv4(const PacketView& p) noexcept {
 
 // The common case in one pass, branch-light: an IPv4 frame (EtherType
 // 0x0800) whose header has no options (first byte 0x45), a total length
-// that fits the frame, and a good checksum. Anything else goes through
-// check_ipv4() for its exact drop reason.
-[[gnu::always_inline]] inline bool plain_ipv4(const PacketView& p) noexcept {
+// that fits the frame, and a good checksum (unless the NIC verified it).
+// Anything else goes through check_ipv4() for its exact drop reason.
+[[gnu::always_inline]] inline bool plain_ipv4(const PacketView& p, bool checksum_verified = false) noexcept {
     if (p.len < kEthIp)
         return false;
     // Frame bytes 12..14 are 08 00 45 (byte 15, the TOS, is free), read as
@@ -59,7 +59,7 @@ Drop check_ipv4(const PacketView& p) noexcept {
     const std::uint16_t total = load_be16(p.data + EtherHdr::kSize + 2);
     const bool shape = (type_and_version & kMask) == kWant;
     const bool length = total >= Ipv4Hdr::kSize && total <= p.len - EtherHdr::kSize;
-    return shape & length & ipv4_header_checksum_ok(p.data + EtherHdr::kSize);
+    return shape & length & (checksum_verified || ipv4_header_checksum_ok(p.data + EtherHdr::kSize));
 }
 
 // Drop::kCount when the frame is IPv4 fit to forward, else why not: the
@@ -322,28 +322,21 @@ Drop Forwarder::decide(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* n
 
 // ---- the burst ----
 
-void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
-                        LcoreCounters& counters) noexcept {
-    if (known_nodes_.generation() != table_.nexthop_generation()) [[unlikely]]
-        known_nodes_.rebuild(table_);
-
-    // Pass 1: the common packet (plain IPv4, not for the node) is checked
-    // inline and queued for the lookup; anything else takes a call.
-    Ipv4Addr dst[kMaxBurst];
-    lpm::NextHopId ids[kMaxBurst];
-    std::uint8_t index[kMaxBurst];
+// Pass 1: the common packet (plain IPv4, not for the node) is checked
+// inline and queued for the lookup; anything else takes a call. Returns how
+// many were queued. Compiled twice: with and without the NIC's checksum
+// verdicts, so the usual case (none) pays nothing for them.
+template <bool kNicChecksums>
+unsigned Forwarder::parse_burst(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
+                                LcoreCounters& counters, std::uint64_t checksum_verified, Ipv4Addr* dst,
+                                std::uint8_t* index) noexcept {
     unsigned lookups = 0;
     const bool uplink = from == PortRole::kUplink;
     const Ipv4Addr node_ip = config_.node_ip;
-    // A NIC writes frames to memory (or the LLC), not to L1: ask for every
-    // header of the burst before the first is read (l3fwd prefetches a few
-    // packets ahead; a whole burst is cheaper to issue and as early).
-    for (unsigned i = 0; i < n; ++i)
-        __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
     for (unsigned i = 0; i < n; ++i) {
         PacketView& p = pkts[i];
         Step step;
-        if (plain_ipv4(p)) [[likely]] {
+        if (plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1))) [[likely]] {
             p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
             const Ipv4Addr d = ip_of(p).destination();
             if (!uplink || d != node_ip) [[likely]] {
@@ -362,6 +355,27 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
             verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
         }
     }
+    return lookups;
+}
+
+void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                        std::uint64_t checksum_verified) noexcept {
+    if (known_nodes_.generation() != table_.nexthop_generation()) [[unlikely]]
+        known_nodes_.rebuild(table_);
+
+    // A NIC writes frames to memory (or the LLC), not to L1: ask for every
+    // header of the burst before the first is read (l3fwd prefetches a few
+    // packets ahead; a whole burst is cheaper to issue and as early).
+    for (unsigned i = 0; i < n; ++i)
+        __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
+
+    Ipv4Addr dst[kMaxBurst];
+    lpm::NextHopId ids[kMaxBurst];
+    std::uint8_t index[kMaxBurst];
+    const unsigned lookups =
+        checksum_verified == 0
+            ? parse_burst<false>(from, pkts, verdicts, n, counters, checksum_verified, dst, index)
+            : parse_burst<true>(from, pkts, verdicts, n, counters, checksum_verified, dst, index);
 
     // Pass 2: one bulk lookup.
     table_.lookup_bulk(dst, ids, lookups);

@@ -67,12 +67,20 @@ public:
     Forwarder(const NodeConfig& config, const lpm::TableView& table);
 
     // Processes up to kMaxBurst packets received on `from`; sets verdicts[i].
-    void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters) noexcept;
+    // Bit i of `checksum_verified` set: the NIC found packet i's IPv4 header
+    // checksum good, so it is not summed again (other checks still run, and
+    // tunnelled inner headers are always summed).
+    void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                 std::uint64_t checksum_verified = 0) noexcept;
 
     const NodeConfig& config() const noexcept { return config_; }
 
 private:
     enum class Step : std::uint8_t { kLookup, kToHost, kDropped };
+    template <bool kNicChecksums>
+    [[gnu::always_inline]] inline unsigned parse_burst(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
+                                                       LcoreCounters& counters, std::uint64_t checksum_verified,
+                                                       Ipv4Addr* dst, std::uint8_t* index) noexcept;
     // Out of the burst loop: packets for the node, and packets that are not
     // plain IPv4 (counted drops, or options for the node).
     [[gnu::noinline]] Step to_node(PacketView& pkt, LcoreCounters& counters) noexcept;
