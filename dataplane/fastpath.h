@@ -85,8 +85,8 @@ private:
     // plain IPv4 (counted drops, or options for the node).
     [[gnu::noinline]] Step to_node(PacketView& pkt, LcoreCounters& counters) noexcept;
     [[gnu::noinline]] Step rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
-    bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
-    bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
+    [[gnu::always_inline]] inline bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
+    [[gnu::always_inline]] inline bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
     // The decision for one looked-up packet: rewritten and `action` set
     // (Drop::kCount), or why it is dropped.
     [[gnu::always_inline]] inline Drop decide(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
