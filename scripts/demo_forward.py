@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""The forwarding half of scripts/demo: one node's dataplane on pcap vdevs.
+"""The forwarding half of scripts/demo: one node, control plane and dataplane.
 
-A stand-in control plane installs the node's pod routes (host-gw, IPIP,
-VXLAN, local); podfwd-dataplane forwards a scapy-built pcap from the host
-port and one from the uplink; tshark shows what came out, and the
-dataplane's counters say what happened to each packet. Nothing leaves this
-machine: the ports are pcap files.
+podfwd-control starts from a static routes file (a host-gw neighbour node and
+this node's own pod CIDR); podfwdctl injects an IPIP and a VXLAN route and
+lists the RIB; podfwd-dataplane forwards a scapy-built pcap from the host
+port and one from the uplink; tshark shows what came out, and podfwdctl
+stats says what happened to each packet. Nothing leaves this machine: the
+ports are pcap files, the control socket lives in a temporary directory.
 
     demo_forward.py BUILD_DIR
 """
@@ -24,11 +25,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from stats_reader import STATE_RUNNING, read_stats, wait_for  # noqa: E402
 
 NODE_IP, NODE_MAC, HOST_MAC = "10.168.0.2", "02:00:00:00:00:02", "02:00:00:00:00:fe"
-ROUTES = [
-    "10.244.0.0/24=local",
-    "10.244.1.0/24=host_gw,node=10.168.0.3,mac=02:00:00:00:00:03",
-    "10.244.2.0/24=ipip,node=192.168.5.9,mac=02:00:00:00:00:99",
-    "10.244.3.0/24=vxlan,node=192.168.6.7,mac=02:00:00:00:00:99,vtep=0a:00:00:00:06:07,vni=1",
+STATIC_ROUTES = """# node b shares our L2 segment: host-gw
+route 10.244.1.0/24 via 10.168.0.3 mode host-gw
+neigh 10.168.0.3 02:00:00:00:00:03
+# the router towards the other subnets
+neigh 10.168.0.1 02:00:00:00:00:99
+"""
+CLI_ROUTES = [   # nodes behind the gateway: tunnelled
+    ["10.244.2.0/24", "via", "192.168.5.9", "mode", "ipip"],
+    ["10.244.3.0/24", "via", "192.168.6.7", "mode", "vxlan", "vtep-mac", "0a:00:00:00:06:07"],
 ]
 
 
@@ -58,12 +63,33 @@ def main(build):
         print("input: 5 packets from local pod 10.244.0.7 (host port) to host-gw, IPIP, VXLAN, local and "
               "unrouted destinations;\n       1 IPIP packet from node 192.168.5.9 (uplink) for the local pod")
 
-        control = subprocess.Popen([f"{build}/tests/dataplane/dpdk/podfwd-test-table", table, *ROUTES],
-                                   stdout=subprocess.PIPE, text=True)
+        with open(f"{work}/routes.conf", "w") as f:
+            f.write(STATIC_ROUTES)
+        sock = f"{work}/control.sock"
+        control = subprocess.Popen(
+            [f"{build}/control/daemon/podfwd-control", "--node-ip", NODE_IP, "--uplink", "10.168.0.0/24",
+             "--gateway", "10.168.0.1", "--pod-cidr", "10.244.0.0/24", "--table", table, "--socket", sock,
+             "--state-dir", work, "--static-routes", f"{work}/routes.conf"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(control)
-        if not control.stdout.readline().startswith("ready"):
-            raise RuntimeError("the route table did not come up")
-        print(f"\nroute table /dev/shm/{table}: " + "; ".join(ROUTES))
+
+        def ctl(*args):
+            return subprocess.run([f"{build}/control/ctl/podfwdctl", "--socket", sock, "--table", table, *args],
+                                  capture_output=True, text=True)
+        wait_for(lambda: control.poll() is None and ctl("status").returncode == 0, 20, "podfwd-control")
+        print("\npodfwd-control: node 10.168.0.2 on 10.168.0.0/24, own pods 10.244.0.0/24, static routes:\n" +
+              "\n".join("  " + line for line in STATIC_ROUTES.splitlines()))
+        for route in CLI_ROUTES:
+            print("$ podfwdctl route add " + " ".join(route))
+            r = ctl("route", "add", *route)
+            print((r.stdout + r.stderr).rstrip())
+            if r.returncode != 0:
+                raise RuntimeError("podfwdctl route add failed")
+        print("$ podfwdctl route add 10.244.4.0/24 via 192.168.7.1 mode host-gw   # refused: not one L2 hop away")
+        r = ctl("route", "add", "10.244.4.0/24", "via", "192.168.7.1", "mode", "host-gw")
+        print((r.stdout + r.stderr).rstrip() + f"   (exit {r.returncode})")
+        print("$ podfwdctl route list")
+        print(ctl("route", "list").stdout.rstrip())
 
         dataplane = subprocess.Popen(
             [f"{build}/dataplane/app/podfwd-dataplane", "--no-pci", "--no-huge", "--no-shconf",
@@ -78,6 +104,8 @@ def main(build):
         wait_for(lambda: dataplane.poll() is None and (s := read_stats(stats_path)) and
                  s["state"] == STATE_RUNNING and s["rx"] == [len(from_uplink), len(from_host)],
                  30, "the dataplane to take every packet")
+        print("\n$ podfwdctl stats")
+        print(ctl("stats").stdout.rstrip())
         dataplane.send_signal(signal.SIGINT)
         out, _ = dataplane.communicate(timeout=30)
         print("\npodfwd-dataplane (stopped with SIGINT):\n" + "\n".join("  " + line for line in out.splitlines()))
@@ -94,6 +122,9 @@ def main(build):
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        for segment in (f"/dev/shm/{table}",):
+            if os.path.exists(segment):
+                os.unlink(segment)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(f"/var/run/dpdk/{table}", ignore_errors=True)
 
