@@ -54,11 +54,16 @@ Control::Control(const DaemonOptions& options, lpm::TableWriter writer)
     : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_) {}
 
 Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
-    auto writer = lpm::TableWriter::open(options.table);
+    lpm::TableWriter::Options table_options;
+    table_options.capacity = options.capacity;
+    auto writer = lpm::TableWriter::open(options.table, table_options);
     if (!writer) {
         if (writer.error().code == Errc::kBusy)
             return Error{Errc::kBusy, "another podfwd-control owns table '" + options.table + "'"};
-        return Error{writer.error().code, "table '" + options.table + "': " + writer.error().message};
+        return Error{writer.error().code, "table '" + options.table + "': " + writer.error().message +
+                                              (writer.error().code == Errc::kIncompatible
+                                                   ? " (--max-routes and --max-nexthops must match the existing table)"
+                                                   : "")};
     }
     const bool recovered = writer->recovered();
     auto control = std::make_unique<Control>(options, std::move(*writer));
@@ -269,7 +274,9 @@ void Control::on_kernel_readable() {
         SourceState& st = state(Source::kKernel);
         st.state = "error";
         st.last_error = events.error().message;
-        spdlog::error("kernel: {}", events.error().message);
+        spdlog::error("kernel: {}; resynchronising from a full dump", events.error().message);
+        kernel_resync_ = true;
+        resync_kernel();
         return;
     }
     for (const KernelEvent& event : *events) {
@@ -290,6 +297,27 @@ void Control::on_kernel_readable() {
     }
     state(Source::kKernel).state = "up";
     (void)commit();
+}
+
+// After a netlink error the notifications can no longer be trusted: the
+// whole state is read again, now and on every tick until it succeeds.
+void Control::resync_kernel() {
+    if (!kernel_ || !kernel_resync_)
+        return;
+    auto snapshot = kernel_->dump();
+    if (!snapshot) {
+        state(Source::kKernel).last_error = snapshot.error().message;
+        return;
+    }
+    kernel_resync_ = false;
+    apply_kernel_snapshot(*snapshot);
+    state(Source::kKernel).state = "up";
+    (void)commit();
+}
+
+void Control::tick() {
+    sync_.collect();
+    resync_kernel();
 }
 
 // ---- requests ----

@@ -48,8 +48,9 @@ public:
     // The kernel source's socket (-1 without --kernel) and its events.
     int kernel_fd() const noexcept { return kernel_ ? kernel_->fd() : -1; }
     void on_kernel_readable();
-    // Periodic: delete next hops unused past their grace period.
-    void tick() { sync_.collect(); }
+    // Periodic: delete next hops unused past their grace period; retry a
+    // failed kernel resynchronisation.
+    void tick();
 
     const Rib& rib() const noexcept { return rib_; }
 
@@ -78,6 +79,7 @@ private:
     void apply_kernel_snapshot(const KernelSnapshot& snapshot);
     void apply_kernel_route(const KernelRoute& route);
     void withdraw(const Prefix4& prefix, Source source);
+    void resync_kernel();
 
     json route_add(const json& request);
     json route_del(const json& request);
@@ -99,7 +101,8 @@ private:
     std::optional<KernelSource> kernel_;
     std::array<SourceState, kSourceCount> sources_{};
     CliState cli_;                 // what the CLI added, saved across restarts
-    bool reconciled_ = false;      // until start() reconciles, changes only go to the RIB
+    bool reconciled_ = false;
+    bool kernel_resync_ = false;   // a netlink error: notifications lost, dump again      // until start() reconciles, changes only go to the RIB
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "common/program_options.h"
 
@@ -26,6 +27,10 @@ po::options_description describe() {
          "tunnel of cross-subnet routes to nodes off the subnet: ipip or vxlan")
         ("vni", po::value<std::int64_t>()->default_value(1), "VXLAN network identifier of vxlan routes")
         ("table", po::value<std::string>()->default_value("podfwd"), "route table segment (/dev/shm/NAME)")
+        ("max-routes", po::value<std::int64_t>()->default_value(lpm::Capacity{}.max_routes),
+         "route capacity of the table (fixed when the segment is created)")
+        ("max-nexthops", po::value<std::int64_t>()->default_value(lpm::Capacity{}.max_nexthops),
+         "next-hop capacity of the table (fixed when the segment is created)")
         ("socket", po::value<std::string>(), "control socket (default /run/podfwd/<table>.sock)")
         ("state-dir", po::value<std::string>()->default_value("/var/lib/podfwd"),
          "where the CLI's routes and neighbours are kept across restarts")
@@ -110,6 +115,14 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
     o.table = vm["table"].as<std::string>();
     if (auto s = check_table_name(o.table); !s)
         return s.error();
+    for (auto [name, field, max] : {std::tuple{"max-routes", &o.capacity.max_routes, std::int64_t{1} << 24},
+                                    {"max-nexthops", &o.capacity.max_nexthops, std::int64_t{1} << 20}}) {
+        const auto v = vm[name].as<std::int64_t>();
+        if (v < 1 || v > max)
+            return invalid("--" + std::string(name) + " " + std::to_string(v) + " is out of range 1.." +
+                           std::to_string(max));
+        *field = static_cast<std::uint32_t>(v);
+    }
     o.socket = vm.count("socket") ? vm["socket"].as<std::string>() : "/run/podfwd/" + o.table + ".sock";
     o.state_dir = vm["state-dir"].as<std::string>();
     if (vm.count("static-routes"))

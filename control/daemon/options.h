@@ -6,6 +6,7 @@
 
 #include "control/core/policy.h"
 #include "control/kernel/kernel_source.h"
+#include "lpm/types.h"
 
 namespace podfwd::control {
 
@@ -13,6 +14,7 @@ struct DaemonOptions {
     NodeConfig node;
     Preferences preferences = default_preferences();
     std::string table = "podfwd";      // /dev/shm/<table>
+    lpm::Capacity capacity;            // of a table created here; an existing one must match
     std::string socket;                // default /run/podfwd/<table>.sock
     std::string state_dir;             // default /var/lib/podfwd: the CLI's routes survive restarts
     std::string static_routes;         // empty: no static file

@@ -124,6 +124,21 @@ def test_sighup(bins):
         lab.close()
 
 
+def test_full_table(bins):
+    # Room for the pod CIDR and the three static routes, nothing more.
+    lab = Lab(bins, "full", STATIC, control_args=["--max-routes", "4"], dataplane=False)
+    try:
+        before = lab.routes()
+        rc, _, err = lab.ctl("route", "add", "10.244.9.0/24", "via", "10.168.0.4")
+        lines = err.strip().splitlines()
+        check(rc == 1 and len(lines) == 1 and "full" in lines[0], f"a full table: exit 1, one line ({rc}: {err.strip()})")
+        check(lab.routes() == before, "the refused route is not left in the RIB")
+        check(lab.ctl("route", "add", "10.244.1.0/24", "via", "10.168.0.4", "mode", "host-gw")[0] == 0,
+              "replacing an installed prefix still works when full")
+    finally:
+        lab.close()
+
+
 def ip(*args):
     subprocess.run(["ip", *args], check=True)
 
@@ -166,7 +181,7 @@ def test_netlink(bins):
 if __name__ == "__main__":
     enter_private_netns()
     bins = binaries(sys.argv)
-    for test in (test_cli, test_sighup, test_netlink):
+    for test in (test_cli, test_sighup, test_full_table, test_netlink):
         print(f"--- {test.__name__}", flush=True)
         test(bins)
     check.exit()
