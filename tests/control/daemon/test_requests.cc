@@ -1,0 +1,130 @@
+// Control::handle on bad and mutated requests: every answer is one JSON
+// object with "ok", refusals carry a code and a one-line error, and nothing
+// already learned is lost.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "control/daemon/control.h"
+
+namespace podfwd::control {
+namespace {
+
+using nlohmann::json;
+
+class Requests : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const std::string name = "podfwd-test-requests-" + std::to_string(::getpid());
+        dir_ = std::filesystem::temp_directory_path() / name;
+        std::filesystem::create_directories(dir_);
+        (void)lpm::TableWriter::unlink(name);
+        options_.table = name;
+        options_.state_dir = dir_.string();
+        options_.node.node_ip = *parse_ipv4("10.168.0.2");
+        options_.node.uplink = *Prefix4::parse("10.168.0.0/24");
+        options_.node.gateway = *parse_ipv4("10.168.0.1");
+        options_.node.pod_cidrs = {*Prefix4::parse("10.244.0.0/24")};
+        options_.capacity.max_routes = 64;
+        auto c = Control::start(options_);
+        ASSERT_TRUE(c) << c.error().message;
+        control_ = std::move(*c);
+    }
+    void TearDown() override {
+        control_.reset();
+        (void)lpm::TableWriter::unlink(options_.table);
+        std::filesystem::remove_all(dir_);
+    }
+    json ask(std::string_view line) {
+        const std::string answer = control_->handle(line);
+        EXPECT_EQ(answer.find('\n'), std::string::npos) << "one line per answer";
+        json j = json::parse(answer, nullptr, false);
+        EXPECT_TRUE(j.is_object() && j.contains("ok")) << answer;
+        if (j.is_object() && j.value("ok", true) == false) {
+            EXPECT_TRUE(j.contains("code") && j["error"].is_string()) << answer;
+            EXPECT_EQ(j["error"].get<std::string>().find('\n'), std::string::npos);
+        }
+        return j;
+    }
+
+    std::filesystem::path dir_;
+    DaemonOptions options_;
+    std::unique_ptr<Control> control_;
+};
+
+TEST_F(Requests, BadRequestsAreRefusedWithACode) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"", "invalid_argument"},
+        {"not json", "invalid_argument"},
+        {"[1,2]", "invalid_argument"},
+        {R"({"op": 7})", "invalid_argument"},
+        {R"({"op": "route.fly"})", "invalid_argument"},
+        {R"({"op": "route.add"})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": 12})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/33", "via": "10.168.0.3"})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/24", "via": "10.168.0.3", "vni": -1})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/24", "via": "10.168.0.3", "vni": "7"})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/24", "via": "10.168.0.3", "mode": "local"})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/24", "via": "10.169.0.3", "mode": "host-gw"})", "invalid_argument"},
+        {R"({"op": "route.add", "prefix": "10.244.1.0/24", "via": "10.168.0.3", "mode": "vxlan"})", "invalid_argument"},
+        {R"({"op": "route.del", "prefix": "10.244.77.0/24"})", "not_found"},
+        {R"({"op": "route.list", "source": "ospf"})", "invalid_argument"},
+        {R"({"op": "route.list", "source": 3})", "invalid_argument"},
+        {R"({"op": "route.get", "ip": "10.244.1"})", "invalid_argument"},
+        {R"({"op": "neigh.add", "ip": "10.168.0.3", "mac": "ff:ff:ff:ff:ff:ff"})", "invalid_argument"},
+        {R"({"op": "neigh.del", "ip": "10.168.0.3"})", "not_found"},
+    };
+    for (const auto& [line, code] : cases) {
+        const json j = ask(line);
+        EXPECT_EQ(j.value("ok", true), false) << line;
+        EXPECT_EQ(j.value("code", ""), code) << line << " -> " << j.dump();
+    }
+}
+
+TEST_F(Requests, MutatedRequestsNeverCrashOrLoseRoutes) {
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.168.0.3","mode":"host-gw"})")["ok"], true);
+    const std::string seeds[] = {
+        R"({"op":"route.add","prefix":"10.244.2.0/24","via":"10.168.0.4","mode":"vxlan","vni":5,"vtep_mac":"02:00:00:00:00:04"})",
+        R"({"op":"route.del","prefix":"10.244.2.0/24"})",
+        R"({"op":"route.get","ip":"10.244.1.1"})",
+        R"({"op":"neigh.add","ip":"10.168.0.3","mac":"02:00:00:00:00:03"})",
+        R"({"op":"route.list","source":"cli"})",
+    };
+    std::mt19937 rng(7);
+    const std::string alphabet = "{}[]\":,0123456789./abcdefghijklmnopqrstuvwxyz-_ \\\xff\x00";
+    for (int i = 0; i < 20000; ++i) {
+        std::string line = seeds[rng() % std::size(seeds)];
+        for (unsigned k = 0, edits = 1 + rng() % 4; k < edits && !line.empty(); ++k) {
+            const std::size_t at = rng() % line.size();
+            switch (rng() % 3) {
+            case 0: line[at] = alphabet[rng() % alphabet.size()]; break;
+            case 1: line.erase(at, 1 + rng() % 3); break;
+            default: line.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+            }
+        }
+        ask(line);
+    }
+    // The route added first was not mutated away by any of it (a mutated
+    // request can add or delete 10.244.2.0/24 at most, or other prefixes).
+    const json get = ask(R"({"op":"route.get","ip":"10.244.1.9"})");
+    ASSERT_TRUE(get["route"].is_object());
+    EXPECT_EQ(get["route"]["prefix"], "10.244.1.0/24");
+    EXPECT_EQ(get["table_nexthop"], get["route"]["nexthop_id"]);
+}
+
+TEST_F(Requests, CliRoutesSurviveARestart) {
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.168.0.3"})")["ok"], true);
+    ASSERT_EQ(ask(R"({"op":"neigh.add","ip":"10.168.0.3","mac":"02:00:00:00:00:03"})")["ok"], true);
+    const json before = ask(R"({"op":"route.get","ip":"10.244.1.1"})");
+    control_.reset();
+    auto c = Control::start(options_);
+    ASSERT_TRUE(c) << c.error().message;
+    control_ = std::move(*c);
+    const json after = ask(R"({"op":"route.get","ip":"10.244.1.1"})");
+    EXPECT_EQ(after, before) << "same route, mode (the default), MAC and next-hop record";
+}
+
+}  // namespace
+}  // namespace podfwd::control
