@@ -10,6 +10,7 @@
 #include "common/mac.h"
 #include "common/program_options.h"
 #include "control/core/route.h"
+#include "control/core/route_json.h"
 #include "control/core/route_text.h"
 
 namespace podfwd::ctl {
@@ -92,18 +93,9 @@ Result<DaemonCommand> single_argument(Words& words, const char* op, const char* 
     return DaemonCommand{json{{"op", op}, {key, std::move(*value)}}, view};
 }
 
-// The request carries the route in canonical text (a bare address as /32,
-// lower-case MACs), as the grammar understood it.
 json route_add_request(const control::RouteSpec& route) {
-    json request = {{"op", "route.add"}, {"prefix", route.prefix.str()}};
-    if (route.via != 0)
-        request["via"] = format_ipv4(route.via);
-    if (route.mode != control::ModeRequest::kDefault)   // absent: the daemon's --default-mode
-        request["mode"] = control::mode_request_name(route.mode);
-    if (route.vni != 0)
-        request["vni"] = route.vni;
-    if (route.vtep_mac)
-        request["vtep_mac"] = format_mac(*route.vtep_mac);
+    json request = control::route_spec_to_json(route);
+    request["op"] = "route.add";
     return request;
 }
 

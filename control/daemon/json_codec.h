@@ -5,13 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "control/core/neighbours.h"
+#include "control/core/route_json.h"
 #include "control/core/rib.h"
 
 namespace podfwd::control {
-
-// {prefix, via?, mode?, vni?, vtep_mac?}: a route.add request, or a saved CLI route.
-Result<RouteSpec> route_spec_from_json(const nlohmann::json& j, Source source);
-nlohmann::json route_spec_to_json(const RouteSpec& spec);
 
 // {ip, mac}
 Result<Neighbour> neighbour_from_json(const nlohmann::json& j, Source source);
