@@ -216,7 +216,8 @@ int bench_main(int argc, char** argv) {
     const LatencyResult lat = run_latency(a.latency);
     print_latency(lat, a.latency.adds);
     std::printf("  CPU pressure during the latency part: a task waited for a CPU %s of the time\n"
-                "  (/proc/pressure/cpu 'some'; near 0 on an idle machine, the bench's own poller included)\n",
+                "  (/proc/pressure/cpu 'some': the bench's poller, the client and the daemon alone make 3 runnable\n"
+                "   tasks on 2 CPUs at times; other work on the machine raises it and the p99 with it)\n",
                 latency_pressure.share().c_str());
 
     std::printf("\nsummary\n");
