@@ -37,11 +37,13 @@ struct Args {
 
 const char* kUsage =
     "usage: control_bench [--quick] [--routes N] [--repeats N] [--adds N] [--seed N]\n"
-    "                     [--control PATH] [--ctl PATH]\n"
+    "                     [--pin] [--control PATH] [--ctl PATH]\n"
     "  --quick      3 push repeats, 200 adds per latency path (default: 5 and 1000)\n"
     "  --routes N   routes pushed (default 100000)\n"
     "  --repeats N  push repeats, fresh table each; the best counts\n"
     "  --adds N     timed adds per latency path (at most 1019)\n"
+    "  --pin        latency part: the bench's table poller alone on the last CPU, podfwd-control\n"
+    "               and the clients on the others (as with dedicated dataplane lcores)\n"
     "  --control, --ctl  podfwd-control and podfwdctl (default: from this build tree)\n";
 
 Args parse(int argc, char** argv) {
@@ -67,6 +69,8 @@ Args parse(int argc, char** argv) {
             adds = std::stol(value());
         else if (arg == "--seed")
             a.push.seed = std::stoull(value(), nullptr, 0);
+        else if (arg == "--pin")
+            a.latency.pin = true;
         else if (arg == "--control")
             a.latency.control = value();
         else if (arg == "--ctl")
@@ -173,11 +177,11 @@ void print_push(const PushResult& p, unsigned repeats) {
                 with_commas(p.checked).c_str());
 }
 
-void print_latency(const LatencyResult& r, std::size_t adds) {
+void print_latency(const LatencyResult& r, std::size_t adds, bool pin) {
     std::printf("\n== latency: route add -> a TableView lookup answers the new route (podfwd-control running,\n"
                 "   --kernel --kernel-table 100 --kernel-protocol bird); %zu adds per path, interleaved, after\n"
-                "   5 warm-up adds each; the bench busy-polls the table (sched_yield between lookups)\n",
-                adds);
+                "   5 warm-up adds each; the bench busy-polls the table (sched_yield between lookups)%s\n",
+                adds, pin ? ",\n   pinned alone to the last CPU, the daemon and the clients on the others (--pin)" : "");
     std::printf("  %-16s %8s %8s %8s %8s   %s\n", "path", "p50 ms", "p99 ms", "max ms", "mean ms", "what");
     for (const Latencies* l : {&r.cli, &r.socket, &r.ip, &r.netlink})
         std::printf("  %-16s %8s %8s %8s %8s   %s\n", l->name.c_str(), fixed(l->p50, 3).c_str(),
@@ -214,7 +218,7 @@ int bench_main(int argc, char** argv) {
     std::fflush(stdout);
     const Pressure latency_pressure;
     const LatencyResult lat = run_latency(a.latency);
-    print_latency(lat, a.latency.adds);
+    print_latency(lat, a.latency.adds, a.latency.pin);
     std::printf("  CPU pressure during the latency part: a task waited for a CPU %s of the time\n"
                 "  (/proc/pressure/cpu 'some': the bench's poller, the client and the daemon alone make 3 runnable\n"
                 "   tasks on 2 CPUs at times; other work on the machine raises it and the p99 with it)\n",

@@ -200,6 +200,45 @@ Clock::time_point wait_visible(const lpm::TableView& view, lpm::ReaderSlot& slot
     }
 }
 
+// With --pin: the bench's poller (the dataplane's stand-in) alone on the
+// last CPU, the daemon and the clients on the others, as on a node whose
+// dataplane lcores are dedicated. Children inherit the mask at spawn and
+// are moved right after it.
+class Placement {
+public:
+    explicit Placement(bool pin) {
+        const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+        enabled_ = pin && n >= 2;
+        if (!enabled_)
+            return;
+        ::sched_getaffinity(0, sizeof(saved_), &saved_);
+        CPU_ZERO(&poller_);
+        CPU_ZERO(&others_);
+        CPU_SET(static_cast<int>(n - 1), &poller_);
+        for (int c = 0; c < n - 1; ++c)
+            CPU_SET(c, &others_);
+    }
+    ~Placement() {
+        if (enabled_)
+            ::sched_setaffinity(0, sizeof(saved_), &saved_);
+    }
+    Placement(const Placement&) = delete;
+    Placement& operator=(const Placement&) = delete;
+
+    bool enabled() const noexcept { return enabled_; }
+    void self_on_others() const { set(0, others_); }
+    void self_on_poller() const { set(0, poller_); }
+    void child(pid_t pid) const { set(pid, others_); }
+
+private:
+    void set(pid_t pid, const cpu_set_t& mask) const {
+        if (enabled_ && ::sched_setaffinity(pid, sizeof(mask), &mask) != 0 && errno != ESRCH)
+            throw system_error("sched_setaffinity");
+    }
+    bool enabled_ = false;
+    cpu_set_t saved_{}, poller_{}, others_{};
+};
+
 void summarise(Latencies& l) {
     std::vector<double> v = l.ms;
     std::sort(v.begin(), v.end());
@@ -237,6 +276,8 @@ LatencyResult run_latency(const LatencyOptions& o) {
     std::filesystem::create_directories(state);
 
     Cleanup::add_segment(o.table);
+    const Placement placement(o.pin);
+    placement.self_on_others();
     const pid_t daemon = spawn({o.control, "--node-ip", kNodeIp, "--uplink", kUplink, "--gateway", kGateway, "--table",
                                 o.table, "--socket", sock, "--state-dir", state, "--kernel", "--kernel-table",
                                 std::to_string(kKernelTable), "--kernel-protocol", "bird", "--log-level", "warn"},
@@ -246,6 +287,7 @@ LatencyResult run_latency(const LatencyOptions& o) {
         ~Stopper() { stop(pid); }
     } stopper{daemon};
 
+    placement.self_on_poller();
     const auto started = Clock::now();
     while (!control_answers(sock)) {
         int status = 0;
@@ -284,6 +326,7 @@ LatencyResult run_latency(const LatencyOptions& o) {
             const auto t0 = Clock::now();
             const pid_t pid = spawn({o.ctl, "--socket", sock, "route", "add", p.str(), "via", kCliVia, "mode", "ipip"},
                                     ctl_log);
+            placement.child(pid);
             const auto t1 = wait_visible(view, slot, inside(p), cli_via, "podfwdctl route add");
             check_ctl(pid, p.str());
             if (counted)
@@ -314,6 +357,7 @@ LatencyResult run_latency(const LatencyOptions& o) {
             const pid_t pid = spawn({"ip", "route", "add", p.str(), "via", kKernelVia, "proto", "bird", "table",
                                      std::to_string(kKernelTable)},
                                     ctl_log);
+            placement.child(pid);
             const auto t1 = wait_visible(view, slot, inside(p), kernel_via, "ip route add");
             const int status = reap(pid, std::chrono::seconds(10), "ip route add");
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
