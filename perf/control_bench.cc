@@ -31,19 +31,22 @@ namespace {
 
 struct Args {
     bool quick = false;
+    std::string samples;   // CSV of every latency sample
     PushOptions push;
     LatencyOptions latency;
 };
 
 const char* kUsage =
     "usage: control_bench [--quick] [--routes N] [--repeats N] [--adds N] [--seed N]\n"
-    "                     [--pin] [--control PATH] [--ctl PATH]\n"
+    "                     [--no-pin] [--samples FILE] [--control PATH] [--ctl PATH]\n"
     "  --quick      3 push repeats, 200 adds per latency path (default: 5 and 1000)\n"
     "  --routes N   routes pushed (default 100000)\n"
     "  --repeats N  push repeats, fresh table each; the best counts\n"
     "  --adds N     timed adds per latency path (at most 1019)\n"
-    "  --pin        latency part: the bench's table poller alone on the last CPU, podfwd-control\n"
-    "               and the clients on the others (as with dedicated dataplane lcores)\n"
+    "  --samples F  write every latency sample to F (CSV: i,path,ms, in the order taken)\n"
+    "  --no-pin     latency part: leave the bench's table poller, podfwd-control and the clients\n"
+    "               to the scheduler (default: the poller alone on the last CPU, as a dataplane\n"
+    "               lcore would be, the rest on the others)\n"
     "  --control, --ctl  podfwd-control and podfwdctl (default: from this build tree)\n";
 
 Args parse(int argc, char** argv) {
@@ -69,8 +72,10 @@ Args parse(int argc, char** argv) {
             adds = std::stol(value());
         else if (arg == "--seed")
             a.push.seed = std::stoull(value(), nullptr, 0);
-        else if (arg == "--pin")
-            a.latency.pin = true;
+        else if (arg == "--samples")
+            a.samples = value();
+        else if (arg == "--no-pin")
+            a.latency.pin = false;
         else if (arg == "--control")
             a.latency.control = value();
         else if (arg == "--ctl")
@@ -181,13 +186,25 @@ void print_latency(const LatencyResult& r, std::size_t adds, bool pin) {
     std::printf("\n== latency: route add -> a TableView lookup answers the new route (podfwd-control running,\n"
                 "   --kernel --kernel-table 100 --kernel-protocol bird); %zu adds per path, interleaved, after\n"
                 "   5 warm-up adds each; the bench busy-polls the table (sched_yield between lookups)%s\n",
-                adds, pin ? ",\n   pinned alone to the last CPU, the daemon and the clients on the others (--pin)" : "");
+                adds,
+                pin ? ",\n   pinned alone to the last CPU (a dataplane lcore's place), the daemon and the clients on the others"
+                    : ",\n   --no-pin: poller, daemon and clients placed by the scheduler");
     std::printf("  %-16s %8s %8s %8s %8s   %s\n", "path", "p50 ms", "p99 ms", "max ms", "mean ms", "what");
     for (const Latencies* l : {&r.cli, &r.socket, &r.ip, &r.netlink})
         std::printf("  %-16s %8s %8s %8s %8s   %s\n", l->name.c_str(), fixed(l->p50, 3).c_str(),
                     fixed(l->p99, 3).c_str(), fixed(l->max, 3).c_str(), fixed(l->mean, 3).c_str(), l->what.c_str());
     std::printf("  (podfwdctl and ip include their process start, exec and dynamic linking: what a user sees;\n"
                 "   the control socket and RTM_NEWROUTE rows are the daemon's own share)\n");
+}
+
+void write_samples(const std::string& path, const LatencyResult& r) {
+    std::ofstream out(path);
+    out << "i,path,ms\n";
+    for (std::size_t i = 0; i < r.cli.ms.size(); ++i)
+        for (const Latencies* l : {&r.cli, &r.socket, &r.ip, &r.netlink})
+            out << i << ',' << l->name << ',' << fixed(l->ms[i], 4) << '\n';
+    if (!out)
+        throw std::runtime_error("cannot write " + path);
 }
 
 int bench_main(int argc, char** argv) {
@@ -219,6 +236,8 @@ int bench_main(int argc, char** argv) {
     const Pressure latency_pressure;
     const LatencyResult lat = run_latency(a.latency);
     print_latency(lat, a.latency.adds, a.latency.pin);
+    if (!a.samples.empty())
+        write_samples(a.samples, lat);
     std::printf("  CPU pressure during the latency part: a task waited for a CPU %s of the time\n"
                 "  (/proc/pressure/cpu 'some': the bench's poller, the client and the daemon alone make 3 runnable\n"
                 "   tasks on 2 CPUs at times; other work on the machine raises it and the p99 with it)\n",

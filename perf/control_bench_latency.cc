@@ -200,10 +200,12 @@ Clock::time_point wait_visible(const lpm::TableView& view, lpm::ReaderSlot& slot
     }
 }
 
-// With --pin: the bench's poller (the dataplane's stand-in) alone on the
-// last CPU, the daemon and the clients on the others, as on a node whose
+// Unless --no-pin: the bench's poller (the dataplane's stand-in) alone on
+// the last CPU, the daemon and the clients on the others, as on a node whose
 // dataplane lcores are dedicated. Children inherit the mask at spawn and
-// are moved right after it.
+// are moved right after it. Unpinned, a client that starts on the poller's
+// CPU can wait for the next scheduler tick (4 ms at HZ=250) behind the
+// spinning poller: the p99 then measures the bench, not the daemon.
 class Placement {
 public:
     explicit Placement(bool pin) {

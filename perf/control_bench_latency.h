@@ -22,7 +22,7 @@ struct LatencyOptions {
     std::string ctl;           // podfwdctl
     std::string tmpdir;
     std::string table;         // the daemon's segment name (unique)
-    bool pin = false;          // poller alone on the last CPU, the rest elsewhere
+    bool pin = true;           // poller alone on the last CPU, the rest elsewhere
 };
 
 struct Latencies {
