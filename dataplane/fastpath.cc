@@ -89,7 +89,6 @@ void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
     p.headroom += bytes;
 }
 
-std::uint32_t mix(std::uint32_t ip) noexcept { return ip * 0x9e3779b1u; }
 
 }  // namespace
 
@@ -159,20 +158,15 @@ void KnownNodes::rebuild(const lpm::TableView& table) {
     }
 }
 
-bool KnownNodes::contains(Ipv4Addr ip) const noexcept {
-    if (ip == 0)
-        return false;
-    for (std::uint32_t i = mix(ip) & mask_;; i = (i + 1) & mask_) {
-        if (slots_[i] == ip)
-            return true;
-        if (slots_[i] == 0)
-            return false;
-    }
-}
 
 // ---- flow hash ----
 
-std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept {
+namespace {
+
+// vxlan_source_port(), inline in the encapsulation: the library is built
+// position-independent, where GCC does not inline a function with external
+// linkage (it could be interposed).
+[[gnu::always_inline]] inline std::uint16_t flow_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept {
     const auto& ip = *reinterpret_cast<const Ipv4Hdr*>(inner_ip);
     std::uint32_t h = _mm_crc32_u32(0, ip.source());
     h = _mm_crc32_u32(h, ip.destination());
@@ -182,6 +176,12 @@ std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len)
     if (has_ports)
         h = _mm_crc32_u32(h, load_be32(inner_ip + ip.header_length()));
     return static_cast<std::uint16_t>(49152 + ((std::uint64_t{h} * 16384) >> 32));
+}
+
+}  // namespace
+
+std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept {
+    return flow_source_port(inner_ip, len);
 }
 
 // ---- the rewrites ----
@@ -273,7 +273,7 @@ void Forwarder::ipip_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept {
 void Forwarder::vxlan_encap(PacketView& pkt, const lpm::NextHop& nh) noexcept {
     const auto outer_len = static_cast<std::uint16_t>(vxlan_outer_length(pkt));
     ipv4_decrement_ttl(ip_of(pkt));
-    const std::uint16_t source_port = vxlan_source_port(pkt.data + EtherHdr::kSize, pkt.len - EtherHdr::kSize);
+    const std::uint16_t source_port = flow_source_port(pkt.data + EtherHdr::kSize, pkt.len - EtherHdr::kSize);
     put_ether(pkt.data, nh.vtep_mac.data(), vtep_src_and_type_);
 
     pkt.data -= kVxlanOverhead;

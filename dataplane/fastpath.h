@@ -53,8 +53,20 @@ class KnownNodes {
 public:
     void reserve(std::uint32_t max_nodes);
     void rebuild(const lpm::TableView& table);
-    bool contains(Ipv4Addr ip) const noexcept;
+    // Inline: per decapsulated packet (the library is position-independent,
+    // where an out-of-line member is not inlined).
+    bool contains(Ipv4Addr ip) const noexcept {
+        if (ip == 0)
+            return false;
+        for (std::uint32_t i = mix(ip) & mask_;; i = (i + 1) & mask_) {
+            if (slots_[i] == ip)
+                return true;
+            if (slots_[i] == 0)
+                return false;
+        }
+    }
     std::uint64_t generation() const noexcept { return generation_; }
+    static std::uint32_t mix(std::uint32_t ip) noexcept { return ip * 0x9e3779b1u; }
 
 private:
     std::vector<Ipv4Addr> slots_;   // open addressing, 0: empty

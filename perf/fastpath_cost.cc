@@ -14,11 +14,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "dataplane/fastpath.h"
 #include "dataplane/proto/ipv4.h"
+#include "dataplane/proto/vxlan.h"
 #include "lpm/writer.h"
 
 using namespace podfwd;
@@ -34,21 +36,33 @@ constexpr std::uint32_t kFrame = 60;   // 64 bytes on the wire with the FCS
 struct Case {
     const char* name;
     PortRole from;
-    Ipv4Addr outer_src;   // 0: a plain pod packet; else IPIP from this node to us
+    Ipv4Addr outer_src;   // 0: a plain pod packet; else tunnelled from this node to us
+    std::uint32_t overhead = 0;   // 20: IPIP; 50: VXLAN
 };
 
-// A UDP pod packet to 10.244.<mode>.x, or that packet in IPIP to the node.
-void build(std::uint8_t* frame, Ipv4Addr dst, Ipv4Addr outer_src, Ipv4Addr node) {
+// A UDP pod packet to 10.244.<mode>.x, or that packet in IPIP or VXLAN to
+// the node (with the default VXLAN port and VNI).
+void build(std::uint8_t* frame, Ipv4Addr dst, const Case& c, Ipv4Addr node) {
     using namespace proto;
-    std::memset(frame, 0, kFrame + 20);
+    std::memset(frame, 0, kFrame + c.overhead);
     auto& eth = *reinterpret_cast<EtherHdr*>(frame);
     eth.dst = {2, 0, 0, 0, 0, 2};
     eth.src = {2, 0, 0, 0, 0, 9};
     eth.set_ether_type(kEtherTypeIpv4);
     std::uint8_t* ip = frame + EtherHdr::kSize;
-    if (outer_src != 0) {
-        ipv4_write(*reinterpret_cast<Ipv4Hdr*>(ip), outer_src, node, kProtoIpip, kFrame - 14 + 20, 64, kIpv4FlagDf);
+    if (c.overhead == kIpipOverhead) {
+        ipv4_write(*reinterpret_cast<Ipv4Hdr*>(ip), c.outer_src, node, kProtoIpip, kFrame - 14 + 20, 64, kIpv4FlagDf);
         ip += Ipv4Hdr::kSize;
+    } else if (c.overhead == kVxlanOverhead) {
+        const auto outer_len = static_cast<std::uint16_t>(kFrame + kVxlanOverhead - EtherHdr::kSize);
+        ipv4_write(*reinterpret_cast<Ipv4Hdr*>(ip), c.outer_src, node, kProtoUdp, outer_len, 64, 0);
+        auto& udp = *reinterpret_cast<UdpHdr*>(ip + Ipv4Hdr::kSize);
+        store_be16(udp.src_port, 50000);
+        store_be16(udp.dst_port, kVxlanPortIana);
+        store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
+        reinterpret_cast<VxlanHdr*>(ip + Ipv4Hdr::kSize + UdpHdr::kSize)->set(1);
+        std::memcpy(frame + kVxlanOverhead, frame, EtherHdr::kSize);   // the inner Ethernet header
+        ip = frame + kVxlanOverhead + EtherHdr::kSize;
     }
     ipv4_write(*reinterpret_cast<Ipv4Hdr*>(ip), *parse_ipv4("10.247.0.5"), dst, kProtoUdp, kFrame - 14, 64,
                kIpv4FlagDf);
@@ -92,24 +106,26 @@ int main(int argc, char** argv) {
     Forwarder forwarder(config, view);
 
     const Ipv4Addr ipip_peer = (192u << 24) | (168u << 16) | (2u << 8) | 1;
+    const Ipv4Addr vxlan_peer = (192u << 24) | (168u << 16) | (3u << 8) | 1;
     const Case cases[] = {{"host_gw", PortRole::kHost, 0},
                           {"ipip_encap", PortRole::kHost, 0},
                           {"vxlan_encap", PortRole::kHost, 0},
-                          {"ipip_decap", PortRole::kUplink, ipip_peer}};
+                          {"ipip_decap", PortRole::kUplink, ipip_peer, proto::kIpipOverhead},
+                          {"vxlan_decap", PortRole::kUplink, vxlan_peer, proto::kVxlanOverhead}};
     std::vector<std::uint8_t> pristine(kPackets * 256), buffers(kPackets * 256);
-    for (unsigned c = 0; c < 4; ++c) {
+    for (unsigned c = 0; c < std::size(cases); ++c) {
         if (!only.empty() && only != cases[c].name)
             continue;
         const unsigned mode = c < 3 ? c : 3;
         for (unsigned i = 0; i < kPackets; ++i) {
             const Ipv4Addr dst = mode < 3 ? (10u << 24) | ((244u + mode) << 16) | ((i % 128) << 8) | (1 + i % 200)
                                           : (10u << 24) | (247u << 16) | (1 + i % 200);
-            build(&pristine[i * 256 + kHeadroom], dst, cases[c].outer_src, config.node_ip);
+            build(&pristine[i * 256 + kHeadroom], dst, cases[c], config.node_ip);
         }
         LcoreCounters counters;
         PacketView views[kBurst];
         Verdict verdicts[kBurst];
-        const std::uint32_t len = kFrame + (cases[c].outer_src != 0 ? 20 : 0);
+        const std::uint32_t len = kFrame + cases[c].overhead;
         double seconds = 0;
         for (long it = 0; it < iterations; ++it) {
             // Fresh packets each pass (a copy, as a PMD's RX would write them), untimed.
