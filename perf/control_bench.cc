@@ -239,8 +239,8 @@ int bench_main(int argc, char** argv) {
     if (!a.samples.empty())
         write_samples(a.samples, lat);
     std::printf("  CPU pressure during the latency part: a task waited for a CPU %s of the time\n"
-                "  (/proc/pressure/cpu 'some': the bench's poller, the client and the daemon alone make 3 runnable\n"
-                "   tasks on 2 CPUs at times; other work on the machine raises it and the p99 with it)\n",
+                "  (/proc/pressure/cpu 'some': a few %% with the bench alone on the machine; other work raises it,\n"
+                "   and the p99 with it)\n",
                 latency_pressure.share().c_str());
 
     std::printf("\nsummary\n");
