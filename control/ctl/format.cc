@@ -141,10 +141,12 @@ std::string status(const json& result) {
     }
     // Fields a newer daemon added: shown as they come.
     if (result.is_object())
-        for (const auto& [key, value] : result.items())
+        for (const auto& item : result.items()) {
+            const std::string& key = item.key();
             if (std::none_of(std::begin(kKnown), std::end(kKnown),
                              [&](const auto& known) { return key == known.first; }))
-                fields.emplace_back(key, cell_text(value));
+                fields.emplace_back(key, cell_text(item.value()));
+        }
     return render_fields(fields);
 }
 
