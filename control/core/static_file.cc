@@ -2,9 +2,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
+#include <iterator>
 
 #include "control/core/route_text.h"
 
@@ -49,12 +50,18 @@ Result<StaticConfig> parse_static(std::string_view text, std::string_view origin
 }
 
 Result<StaticConfig> load_static_file(const std::string& path) {
-    std::ifstream in(path);
+    // A directory opens as an empty stream: it must not read as "no routes".
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        return Error{Errc::kSystem, "cannot read " + path + ": " +
+                                        (ec ? ec.message() : std::string("not a regular file"))};
+    std::ifstream in(path, std::ios::binary);
     if (!in)
         return Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse_static(text.str(), path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        return Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+    return parse_static(text, path);
 }
 
 }  // namespace podfwd::control

@@ -49,22 +49,24 @@ void TableSync::release(const Forwarding& f) {
 Status TableSync::reconcile(const Rib& rib) {
     std::vector<lpm::Route> desired;
     desired.reserve(rib.prefixes());
-    Status status;
     rib.for_each_best([&](const RibRoute& best) {
-        if (!status)
-            return;
         auto id = acquire(best.forwarding);
-        if (!id) {
-            status = std::move(id).error();
+        if (!id) {   // no record left (an earlier run's still hold them): retried later
+            refused_[best.spec.prefix] = best.forwarding;
             return;
         }
         desired.push_back({best.spec.prefix, *id});
         installed_.emplace(best.spec.prefix, best.forwarding);
     });
-    if (!status)
-        return status;
-    if (auto s = writer_.reconcile(desired); !s)
-        return s;
+    if (auto s = writer_.reconcile(desired); !s) {
+        if (s.error().code != Errc::kCapacity)
+            return s;
+        // reconcile() adds before it deletes, so it needs room for both
+        // sets; here there is none. Make room first (routes that will
+        // change go briefly missing), then add what fits.
+        if (auto d = reconcile_deleting_first(desired); !d)
+            return d;
+    }
     std::unordered_set<lpm::NextHopId> ours;
     for (const auto& [f, pooled] : pool_)
         ours.insert(pooled.id);
@@ -74,31 +76,51 @@ Status TableSync::reconcile(const Rib& rib) {
     return ok();
 }
 
+Status TableSync::reconcile_deleting_first(std::span<const lpm::Route> desired) {
+    std::unordered_map<Prefix4, lpm::NextHopId, PrefixHash> wanted;
+    for (const lpm::Route& r : desired)
+        wanted.emplace(r.prefix, r.nexthop);
+    for (const lpm::Route& r : writer_.routes()) {
+        auto it = wanted.find(r.prefix);
+        if (it == wanted.end() || it->second != r.nexthop)
+            if (auto s = writer_.route_del(r.prefix); !s)
+                return s;
+    }
+    if (auto s = writer_.commit(); !s)
+        return s;
+    for (const lpm::Route& r : desired) {
+        if (writer_.route_get(r.prefix) == r.nexthop)
+            continue;
+        if (!writer_.route_add(r.prefix, r.nexthop)) {
+            refused_[r.prefix] = installed_.at(r.prefix);
+            release(installed_.at(r.prefix));
+            installed_.erase(r.prefix);
+        }
+    }
+    return writer_.commit();
+}
+
 Status TableSync::stage(const Prefix4& prefix, const Forwarding* best) {
     auto current = installed_.find(prefix);
     if (best == nullptr) {
         refused_.erase(prefix);
-        if (current == installed_.end())
-            return ok();
-        if (auto s = writer_.route_del(prefix); !s)
-            return s;
-        release(current->second);
-        installed_.erase(current);
-        return ok();
+        return current == installed_.end() ? ok() : withdraw(current);
     }
     if (current != installed_.end() && current->second == *best) {
         refused_.erase(prefix);
         return ok();
     }
     auto id = acquire(*best);
-    if (!id) {
+    Status added = id ? writer_.route_add(prefix, *id) : Status(std::move(id).error());
+    if (!added) {
+        if (id)
+            release(*best);
+        // The table holds the RIB's best or nothing: forwarding on a route
+        // no source states any more would be worse than a counted drop.
         refused_[prefix] = *best;
-        return std::move(id).error();
-    }
-    if (auto s = writer_.route_add(prefix, *id); !s) {
-        release(*best);
-        refused_[prefix] = *best;
-        return s;
+        if (current != installed_.end())
+            (void)withdraw(current);
+        return added;
     }
     refused_.erase(prefix);
     if (current != installed_.end()) {
@@ -110,16 +132,39 @@ Status TableSync::stage(const Prefix4& prefix, const Forwarding* best) {
     return ok();
 }
 
+Status TableSync::withdraw(std::unordered_map<Prefix4, Forwarding, PrefixHash>::iterator installed) {
+    if (auto s = writer_.route_del(installed->first); !s)
+        return s;
+    release(installed->second);
+    installed_.erase(installed);
+    return ok();
+}
+
+std::size_t TableSync::retry_refused(const Rib& rib) {
+    std::vector<Prefix4> prefixes;
+    prefixes.reserve(refused_.size());
+    for (const auto& [prefix, forwarding] : refused_)
+        prefixes.push_back(prefix);
+    std::size_t staged = 0;
+    for (const Prefix4& prefix : prefixes) {
+        const RibRoute* best = rib.best(prefix);
+        if (stage(prefix, best != nullptr ? &best->forwarding : nullptr))
+            ++staged;
+    }
+    return staged;
+}
+
 Status TableSync::commit() { return writer_.commit(); }
 
 Status TableSync::neighbour_changed(Ipv4Addr ip) {
+    Status first;
     for (const auto& [f, pooled] : pool_) {
         if (f.l2_nexthop != ip || !needs_mac(f.mode))
             continue;
-        if (auto s = writer_.nexthop_update(pooled.id, record(f)); !s)
-            return s;
+        if (auto s = writer_.nexthop_update(pooled.id, record(f)); !s && first)
+            first = s;   // the other records still get the new MAC
     }
-    return ok();
+    return first;
 }
 
 void TableSync::collect(Clock::time_point now) {

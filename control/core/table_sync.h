@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -30,12 +31,18 @@ public:
 
     // Startup, also after a restart: makes the table equal the RIB's best
     // routes, changing only routes that differ. Records of an earlier run
-    // that no route uses are retired.
+    // that no route uses are retired. Never fails for capacity: what does
+    // not fit is refused (and retried), the rest installed.
     Status reconcile(const Rib& rib);
 
-    // Stages the prefix's new best forwarding (nullptr: withdraw). A failure
-    // (the table is full) leaves the prefix as the table had it.
+    // Stages the prefix's new best forwarding (nullptr: withdraw). When the
+    // table cannot take it (full), the prefix is withdrawn from the table
+    // and remembered as refused: the table holds each prefix's best route
+    // or nothing, never a route no source states any more.
     Status stage(const Prefix4& prefix, const Forwarding* best);
+    // Stages refused prefixes again (room may have been made); how many
+    // went in. Call it periodically and commit when it returns non-zero.
+    std::size_t retry_refused(const Rib& rib);
     // Makes staged changes visible to the dataplane.
     Status commit();
     // The neighbour's MAC changed: rewrite the records that send to it.
@@ -44,7 +51,7 @@ public:
     void collect(Clock::time_point now = Clock::now());
 
     std::optional<lpm::NextHopId> installed_id(const Prefix4& prefix) const;
-    // A best route the table refused (kept in the RIB, retried on its next change).
+    // A best route the table refused (kept in the RIB, retried by retry_refused).
     bool refused(const Prefix4& prefix) const { return refused_.contains(prefix); }
     std::size_t installed() const noexcept { return installed_.size(); }
     std::size_t nexthops() const noexcept { return pool_.size(); }
@@ -61,6 +68,8 @@ private:
     lpm::NextHop record(const Forwarding& f) const;
     Result<lpm::NextHopId> acquire(const Forwarding& f);
     void release(const Forwarding& f);
+    Status withdraw(std::unordered_map<Prefix4, Forwarding, PrefixHash>::iterator installed);
+    Status reconcile_deleting_first(std::span<const lpm::Route> desired);
 
     lpm::TableWriter& writer_;
     const NeighbourTable& neighbours_;

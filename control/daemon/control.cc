@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
@@ -111,15 +112,20 @@ Status Control::push(std::span<const Prefix4> changed) {
     return first;
 }
 
+// Every changed neighbour is tried; one whose records could not all be
+// rewritten is retried on the next tick.
 Status Control::push_neighbours(std::span<const Ipv4Addr> changed) {
     if (!reconciled_)
         return ok();
+    Status first;
     for (Ipv4Addr ip : changed)
         if (auto s = sync_.neighbour_changed(ip); !s) {
-            spdlog::error("table: next hops of {}: {}", format_ipv4(ip), s.error().message);
-            return s;
+            spdlog::error("table: next hops of {}: {} (retried)", format_ipv4(ip), s.error().message);
+            pending_neighbours_.insert(ip);
+            if (first)
+                first = s;
         }
-    return ok();
+    return first;
 }
 
 Status Control::commit() {
@@ -190,22 +196,21 @@ Status Control::load_cli_state() {
         cli_.neighbours.push_back(n);
     }
     for (const RouteSpec& spec : saved->routes) {
+        // Kept (and saved again) even when the node's config no longer
+        // resolves it: the next start with the right config still has it.
+        cli_.routes.push_back(spec);
         auto forwarding = resolve(options_.node, spec);
-        if (!forwarding) {   // the node's config changed under a saved route
-            refuse(Source::kCli, "saved route " + describe(spec) + ": " + forwarding.error().message);
+        if (!forwarding) {
+            refuse(Source::kCli, "saved route " + describe(spec) + ": " + forwarding.error().message +
+                                     " (kept in the saved state; route del removes it)");
             continue;
         }
         rib_.set(spec, *forwarding);
-        cli_.routes.push_back(spec);
     }
+    if (writer_.recovered() && !std::filesystem::exists(options_.cli_state_path()))
+        spdlog::warn("cli: no saved state at {}: a previous run's CLI routes, if any, are withdrawn",
+                     options_.cli_state_path());
     return ok();
-}
-
-Status Control::save_cli_state() {
-    auto s = control::save_cli_state(options_.cli_state_path(), cli_);
-    if (!s)
-        spdlog::warn("cli: cannot save state (the change holds until restart): {}", s.error().message);
-    return s;
 }
 
 // ---- kernel ----
@@ -295,7 +300,7 @@ void Control::on_kernel_readable() {
             apply_kernel_snapshot(resync->snapshot);
         }
     }
-    state(Source::kKernel).state = "up";
+    state(Source::kKernel).state = kernel_resync_ ? "syncing" : "up";
     (void)commit();
 }
 
@@ -311,22 +316,34 @@ void Control::resync_kernel() {
     }
     kernel_resync_ = false;
     apply_kernel_snapshot(*snapshot);
-    state(Source::kKernel).state = "up";
+    state(Source::kKernel).state = kernel_resync_ ? "syncing" : "up";
     (void)commit();
 }
 
 void Control::tick() {
     sync_.collect();
     resync_kernel();
+    // Room may have been made (routes withdrawn, records reclaimed).
+    bool staged = sync_.retry_refused(rib_) != 0;
+    if (!pending_neighbours_.empty()) {
+        const std::vector<Ipv4Addr> retry(pending_neighbours_.begin(), pending_neighbours_.end());
+        pending_neighbours_.clear();
+        (void)push_neighbours(retry);   // failures go back into pending_neighbours_
+        staged = true;
+    }
+    if (staged)
+        (void)commit();
 }
 
 // ---- requests ----
 
-std::string Control::handle(std::string_view request) {
+std::string Control::handle_line(std::string_view request) {
     const json j = json::parse(request, nullptr, false);
+    // Text quoted from files or the kernel may not be UTF-8: replaced, never thrown.
+    const auto dump = [](const json& response) { return response.dump(-1, ' ', false, json::error_handler_t::replace); };
     if (j.is_discarded() || !j.is_object())
-        return failure(Errc::kInvalidArgument, "the request is not a JSON object").dump();
-    return handle(j).dump();
+        return dump(failure(Errc::kInvalidArgument, "the request is not a JSON object"));
+    return dump(handle(j));
 }
 
 json Control::handle(const json& request) {
@@ -354,6 +371,29 @@ json Control::handle(const json& request) {
     return response;
 }
 
+// A CLI change is saved before it is applied, and applied before it is
+// answered: a change that cannot be saved is refused; one the table refuses
+// is undone and its saved state restored. `apply` changes the RIB or the
+// neighbours and stages the result; `undo` puts both back and stages that.
+template <class Apply, class Undo>
+Status Control::cli_transaction(CliState next, Apply apply, Undo undo) {
+    if (auto saved = control::save_cli_state(options_.cli_state_path(), next); !saved)
+        return Error{Errc::kSystem, "cannot save the CLI's routes, nothing changed: " + saved.error().message};
+    Status applied = apply();
+    if (applied)
+        applied = commit();
+    if (!applied) {
+        undo();
+        (void)commit();
+        if (auto s = control::save_cli_state(options_.cli_state_path(), cli_); !s)
+            spdlog::error("cli: cannot restore the saved state after a refused change: {}", s.error().message);
+        return applied;
+    }
+    cli_ = std::move(next);
+    ++state(Source::kCli).changes;
+    return ok();
+}
+
 json Control::route_add(const json& request) {
     auto spec = route_spec_from_json(request, Source::kCli);
     if (!spec)
@@ -365,42 +405,65 @@ json Control::route_add(const json& request) {
     std::optional<RibRoute> previous;
     if (const RibRoute* p = rib_.find(prefix, Source::kCli))
         previous = *p;
-    if (rib_.set(*spec, *forwarding)) {
-        if (auto s = push(prefix); !s) {
-            // The table refused (full): the RIB goes back to what the table has.
+    CliState next = cli_;
+    std::erase_if(next.routes, [&](const RouteSpec& r) { return r.prefix == prefix; });
+    next.routes.push_back(*spec);
+
+    const Status done = cli_transaction(
+        std::move(next),
+        [&]() -> Status {
+            // A refused prefix is pushed again even when the RIB did not change.
+            if (!rib_.set(*spec, *forwarding) && !sync_.refused(prefix))
+                return ok();
+            if (auto s = push(prefix); !s)
+                return Error{s.error().code, prefix.str() + ": the table refused the route: " + s.error().message};
+            return ok();
+        },
+        [&] {
             bool unused = false;
             if (previous)
                 rib_.set(previous->spec, previous->forwarding);
             else
                 rib_.erase(prefix, Source::kCli, unused);
             (void)push(prefix);
-            return failure(s.error().code, prefix.str() + ": the table refused the route: " + s.error().message);
-        }
-        if (auto s = commit(); !s)
-            return failure(s.error());
-    }
-    std::erase_if(cli_.routes, [&](const RouteSpec& r) { return r.prefix == prefix; });
-    cli_.routes.push_back(*spec);
-    (void)save_cli_state();
-    ++state(Source::kCli).changes;
+        });
+    if (!done)
+        return failure(done.error());
     spdlog::info("cli: route {}", describe(*spec));
-    return json{{"route", route_json(*rib_.find(prefix, Source::kCli), rib_.best(prefix) == rib_.find(prefix, Source::kCli))}};
+    const RibRoute* added = rib_.find(prefix, Source::kCli);
+    return json{{"route", route_json(*added, rib_.best(prefix) == added)}};
 }
 
 json Control::route_del(const json& request) {
     auto prefix = prefix_field(request);
     if (!prefix)
         return failure(prefix.error());
-    const RibRoute* route = rib_.find(*prefix, Source::kCli);
-    if (route == nullptr)
+    const auto saved = std::find_if(cli_.routes.begin(), cli_.routes.end(),
+                                    [&](const RouteSpec& r) { return r.prefix == *prefix; });
+    if (saved == cli_.routes.end())
         return failure(Errc::kNotFound, "no CLI route for " + prefix->str() +
                                             (rib_.best(*prefix) ? " (other sources' routes are theirs to remove)" : ""));
-    json removed = route_json(*route, false);
-    withdraw(*prefix, Source::kCli);
-    if (auto s = commit(); !s)
-        return failure(s.error());
-    std::erase_if(cli_.routes, [&](const RouteSpec& r) { return r.prefix == *prefix; });
-    (void)save_cli_state();
+    // A saved route this node's config cannot resolve is only in the file.
+    const RibRoute* route = rib_.find(*prefix, Source::kCli);
+    json removed = route != nullptr ? route_json(*route, rib_.best(*prefix) == route) : route_spec_to_json(*saved);
+    const std::optional<RibRoute> previous = route != nullptr ? std::optional(*route) : std::nullopt;
+    CliState next = cli_;
+    std::erase_if(next.routes, [&](const RouteSpec& r) { return r.prefix == *prefix; });
+
+    const Status done = cli_transaction(
+        std::move(next),
+        [&] {
+            // The route goes whatever happens to the next best: if the table
+            // cannot take that one, it is refused (and retried), not the delete.
+            withdraw(*prefix, Source::kCli);
+            return ok();
+        },
+        [&] {
+            if (previous && rib_.set(previous->spec, previous->forwarding))
+                (void)push(*prefix);
+        });
+    if (!done)
+        return failure(done.error());
     spdlog::info("cli: route {} removed", prefix->str());
     return json{{"route", removed}};
 }
@@ -409,7 +472,7 @@ json Control::route_json(const RibRoute& route, bool best) const {
     const RouteSpec& spec = route.spec;
     const Forwarding& f = route.forwarding;
     const ModeRequest mode = spec.mode == ModeRequest::kDefault ? options_.node.default_mode : spec.mode;
-    const auto id = best ? sync_.installed_id(spec.prefix) : std::nullopt;
+    const auto id = best && !sync_.refused(spec.prefix) ? sync_.installed_id(spec.prefix) : std::nullopt;
     json j{{"prefix", spec.prefix.str()},
            {"source", source_name(spec.source)},
            {"preference", route.preference},
@@ -417,7 +480,7 @@ json Control::route_json(const RibRoute& route, bool best) const {
            {"mode", mode_request_name(mode)},
            {"effective_mode", effective_mode_name(f.mode)},
            {"best", best},
-           {"installed", best && id.has_value() && !sync_.refused(spec.prefix)},
+           {"installed", id.has_value()},
            {"nexthop_id", id ? json(*id) : json(nullptr)},
            {"l2_nexthop", ip_or_null(f.l2_nexthop)},
            {"mac", nullptr}};
@@ -461,14 +524,23 @@ json Control::neigh_add(const json& request) {
     auto n = neighbour_from_json(request, Source::kCli);
     if (!n)
         return failure(n.error());
-    if (neighbours_.set(*n)) {
-        (void)push_neighbours(std::span(&n->ip, 1));
-        if (auto s = commit(); !s)
-            return failure(s.error());
-    }
-    std::erase_if(cli_.neighbours, [&](const Neighbour& x) { return x.ip == n->ip; });
-    cli_.neighbours.push_back(*n);
-    (void)save_cli_state();
+    const MacAddr* before = neighbours_.find(n->ip, Source::kCli);
+    const std::optional<MacAddr> previous = before != nullptr ? std::optional(*before) : std::nullopt;
+    CliState next = cli_;
+    std::erase_if(next.neighbours, [&](const Neighbour& x) { return x.ip == n->ip; });
+    next.neighbours.push_back(*n);
+    const Status done = cli_transaction(
+        std::move(next),
+        [&] { return neighbours_.set(*n) ? push_neighbours(std::span(&n->ip, 1)) : ok(); },
+        [&] {
+            if (previous)
+                neighbours_.set({n->ip, *previous, Source::kCli});
+            else
+                neighbours_.erase(n->ip, Source::kCli);
+            (void)push_neighbours(std::span(&n->ip, 1));
+        });
+    if (!done)
+        return failure(done.error());
     spdlog::info("cli: neighbour {} is {}", format_ipv4(n->ip), format_mac(n->mac));
     return json{{"neighbour", {{"ip", format_ipv4(n->ip)}, {"mac", format_mac(n->mac)}, {"source", "cli"}}}};
 }
@@ -480,14 +552,19 @@ json Control::neigh_del(const json& request) {
     const MacAddr* mac = neighbours_.find(*ip, Source::kCli);
     if (mac == nullptr)
         return failure(Errc::kNotFound, "no CLI neighbour " + format_ipv4(*ip));
-    json removed{{"ip", format_ipv4(*ip)}, {"mac", format_mac(*mac)}, {"source", "cli"}};
-    if (neighbours_.erase(*ip, Source::kCli)) {
-        (void)push_neighbours(std::span(&*ip, 1));
-        if (auto s = commit(); !s)
-            return failure(s.error());
-    }
-    std::erase_if(cli_.neighbours, [&](const Neighbour& x) { return x.ip == *ip; });
-    (void)save_cli_state();
+    const MacAddr previous = *mac;
+    json removed{{"ip", format_ipv4(*ip)}, {"mac", format_mac(previous)}, {"source", "cli"}};
+    CliState next = cli_;
+    std::erase_if(next.neighbours, [&](const Neighbour& x) { return x.ip == *ip; });
+    const Status done = cli_transaction(
+        std::move(next),
+        [&] { return neighbours_.erase(*ip, Source::kCli) ? push_neighbours(std::span(&*ip, 1)) : ok(); },
+        [&] {
+            neighbours_.set({*ip, previous, Source::kCli});
+            (void)push_neighbours(std::span(&*ip, 1));
+        });
+    if (!done)
+        return failure(done.error());
     return json{{"neighbour", removed}};
 }
 

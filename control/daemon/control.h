@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -40,7 +41,7 @@ public:
 
     // One control-socket request line; the response line. Route changes are
     // committed before it returns.
-    std::string handle(std::string_view request);
+    std::string handle_line(std::string_view request);
     nlohmann::json handle(const nlohmann::json& request);
 
     // SIGHUP: re-read the static file and apply the difference.
@@ -74,7 +75,8 @@ private:
     Status load_static(bool at_start);
     Status load_static_at_start();
     Status load_cli_state();
-    Status save_cli_state();
+    template <class Apply, class Undo>
+    Status cli_transaction(CliState next, Apply apply, Undo undo);
     Status load_kernel();
     void apply_kernel_snapshot(const KernelSnapshot& snapshot);
     void apply_kernel_route(const KernelRoute& route);
@@ -102,7 +104,8 @@ private:
     std::array<SourceState, kSourceCount> sources_{};
     CliState cli_;                 // what the CLI added, saved across restarts
     bool reconciled_ = false;
-    bool kernel_resync_ = false;   // a netlink error: notifications lost, dump again      // until start() reconciles, changes only go to the RIB
+    bool kernel_resync_ = false;
+    std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change   // a netlink error: notifications lost, dump again      // until start() reconciles, changes only go to the RIB
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

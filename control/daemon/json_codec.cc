@@ -1,6 +1,7 @@
 #include "control/daemon/json_codec.h"
 
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,18 +73,45 @@ Status save_cli_state(const std::string& path, const CliState& state) {
     for (const Neighbour& n : state.neighbours)
         j["neighbours"].push_back({{"ip", format_ipv4(n.ip)}, {"mac", format_mac(n.mac)}});
 
+    // Written to a temporary file, flushed to disk, renamed over the old one,
+    // and the directory flushed: after a crash or a power loss the file is
+    // the old state or the new one, never empty.
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    const std::filesystem::path file(path);
+    std::filesystem::create_directories(file.parent_path(), ec);
+    const std::string text = j.dump(1) + "\n";
     const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << j.dump(1) << '\n';
-        out.flush();
-        if (!out)
-            return Error{Errc::kSystem, "cannot write " + tmp + ": " + std::strerror(errno)};
+    const auto fail = [&](const std::string& what) {
+        return Error{Errc::kSystem, "cannot " + what + ": " + std::strerror(errno)};
+    };
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail("create " + tmp);
+    std::size_t written = 0;
+    while (written < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            auto error = fail("write " + tmp);
+            ::close(fd);
+            return error;
+        }
+        written += static_cast<std::size_t>(n);
     }
+    if (::fsync(fd) != 0) {
+        auto error = fail("flush " + tmp);
+        ::close(fd);
+        return error;
+    }
+    ::close(fd);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        return Error{Errc::kSystem, "cannot rename " + tmp + ": " + std::strerror(errno)};
+        return fail("rename " + tmp);
+    if (const int dir = ::open(file.parent_path().empty() ? "." : file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+    }
     return ok();
 }
 

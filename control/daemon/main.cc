@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
         return fail(control.error().message);
     Control& c = **control;
 
-    auto server = Server::listen(options.socket, *loop, [&c](std::string_view request) { return c.handle(request); });
+    auto server = Server::listen(options.socket, *loop, [&c](std::string_view request) { return c.handle_line(request); });
     if (!server)
         return fail(server.error().message);
 

@@ -1,6 +1,7 @@
 #include "control/daemon/options.h"
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <sstream>
 #include <tuple>
 
@@ -154,6 +155,9 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
         o.kernel = k;
     }
     o.log_level = vm["log-level"].as<std::string>();
+    constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), o.log_level) == std::end(kLevels))
+        return invalid("--log-level '" + o.log_level + "': one of trace, debug, info, warn, error");
     return o;
 }
 

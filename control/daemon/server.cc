@@ -113,27 +113,42 @@ void Server::accept_clients() {
 void Server::read_client(int fd) {
     char buf[16384];
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        close_client(fd);
-        return;
-    }
-    if (n < 0)
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     std::string& pending = pending_[fd];
-    pending.append(buf, static_cast<std::size_t>(n));
+    const bool closed = n <= 0;
+    if (!closed)
+        pending.append(buf, static_cast<std::size_t>(n));
     std::size_t start = 0;
-    for (std::size_t eol; (eol = pending.find('\n', start)) != std::string::npos; start = eol + 1) {
-        const std::string response = handler_(std::string_view(pending).substr(start, eol - start)) + '\n';
-        if (!send_all(fd, response)) {
+    for (std::size_t eol; (eol = pending.find('\n', start)) != std::string::npos; start = eol + 1)
+        if (!answer(fd, std::string_view(pending).substr(start, eol - start))) {
             close_client(fd);
             return;
         }
-    }
     pending.erase(0, start);
-    if (pending.size() > kMaxLine) {
-        send_all(fd, R"({"ok":false,"code":"invalid_argument","error":"request line longer than 64 KiB"})" "\n");
+    // A last request without its newline still gets its answer.
+    if (closed && !pending.empty())
+        (void)answer(fd, pending);
+    if (closed || pending.size() > kMaxLine)
         close_client(fd);
+}
+
+// One request line, one response line; false when the client must go (its
+// line was too long, or it does not read).
+bool Server::answer(int fd, std::string_view request) {
+    if (request.size() > kMaxLine) {
+        send_all(fd, R"({"ok":false,"code":"invalid_argument","error":"request line longer than 64 KiB"})" "\n");
+        return false;
     }
+    std::string response;
+    try {
+        response = handler_(request);
+    } catch (const std::exception& e) {   // out of memory building a huge answer, say
+        spdlog::error("control socket: request failed: {}", e.what());
+        response = R"({"ok":false,"code":"system","error":"the daemon could not answer this request"})";
+    }
+    response += '\n';
+    return send_all(fd, response);
 }
 
 // Responses are small and clients read them at once; a client that does not

@@ -37,6 +37,7 @@ public:
 private:
     void accept_clients();
     void read_client(int fd);
+    bool answer(int fd, std::string_view request);
     void close_client(int fd);
     bool send_all(int fd, const std::string& data);
 

@@ -172,5 +172,40 @@ TEST_F(TableSyncTest, AFullTableRefusesAndKeepsWhatItHad) {
     EXPECT_TRUE(answer("10.244.4.1"));
 }
 
+TEST_F(TableSyncTest, ABestTheTableCannotTakeIsWithdrawnThenRetried) {
+    lpm::TableWriter::Options tiny = options();
+    sync_.reset();
+    writer_.reset();
+    (void)lpm::TableWriter::unlink(name_);
+    tiny.capacity.max_nexthops = 2;
+    auto w = lpm::TableWriter::open(name_, tiny);
+    ASSERT_TRUE(w);
+    writer_.emplace(std::move(*w));
+    sync_.emplace(*writer_, neighbours_);
+    set("10.244.1.0/24", "10.168.0.3");
+    set("10.244.2.0/24", "10.168.0.4");
+    ASSERT_TRUE(sync_->commit());
+
+    // 10.244.1.0/24 moves to a third node: no record left for it.
+    const Prefix4 p = pfx("10.244.1.0/24");
+    rib_.set(RouteSpec{p, Source::kCli, ip("10.168.0.5"), ModeRequest::kHostGw, 0, std::nullopt},
+             Forwarding{lpm::ForwardMode::kHostGw, ip("10.168.0.5"), ip("10.168.0.5"), 0, {}});
+    EXPECT_FALSE(sync_->stage(p, &rib_.best(p)->forwarding));
+    ASSERT_TRUE(sync_->commit());
+    EXPECT_TRUE(sync_->refused(p));
+    EXPECT_FALSE(answer("10.244.1.1")) << "withdrawn, not left on a route no source states";
+
+    // Room appears: the other route goes and its record is reclaimed.
+    del("10.244.2.0/24");
+    ASSERT_TRUE(sync_->commit());
+    EXPECT_EQ(sync_->retry_refused(rib_), 0u) << "the record is still in its grace period";
+    sync_->collect(TableSync::Clock::now() + TableSync::kNextHopGrace);
+    EXPECT_EQ(sync_->retry_refused(rib_), 1u);
+    ASSERT_TRUE(sync_->commit());
+    EXPECT_FALSE(sync_->refused(p));
+    ASSERT_TRUE(answer("10.244.1.1"));
+    EXPECT_EQ(answer("10.244.1.1")->node_ip, ip("10.168.0.5"));
+}
+
 }  // namespace
 }  // namespace podfwd::control

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "control/daemon/control.h"
@@ -38,7 +39,7 @@ protected:
         std::filesystem::remove_all(dir_);
     }
     json ask(std::string_view line) {
-        const std::string answer = control_->handle(line);
+        const std::string answer = control_->handle_line(line);
         EXPECT_EQ(answer.find('\n'), std::string::npos) << "one line per answer";
         json j = json::parse(answer, nullptr, false);
         EXPECT_TRUE(j.is_object() && j.contains("ok")) << answer;
@@ -124,6 +125,63 @@ TEST_F(Requests, CliRoutesSurviveARestart) {
     control_ = std::move(*c);
     const json after = ask(R"({"op":"route.get","ip":"10.244.1.1"})");
     EXPECT_EQ(after, before) << "same route, mode (the default), MAC and next-hop record";
+}
+
+TEST_F(Requests, AChangeThatCannotBeSavedIsRefusedAndNotApplied) {
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.168.0.3"})")["ok"], true);
+    std::filesystem::remove_all(dir_);
+    { std::ofstream blocker(dir_); }   // the state directory is now a file
+    const json j = ask(R"({"op":"route.add","prefix":"10.244.2.0/24","via":"10.168.0.3"})");
+    EXPECT_EQ(j["code"], "system") << j.dump();
+    EXPECT_TRUE(ask(R"({"op":"route.get","ip":"10.244.2.1"})")["route"].is_null()) << "not applied";
+    EXPECT_EQ(ask(R"({"op":"route.del","prefix":"10.244.1.0/24"})")["code"], "system");
+    EXPECT_FALSE(ask(R"({"op":"route.get","ip":"10.244.1.1"})")["route"].is_null()) << "not deleted either";
+    std::filesystem::remove(dir_);
+    std::filesystem::create_directories(dir_);
+}
+
+TEST_F(Requests, ASavedRouteTheConfigCannotResolveIsKeptForLater) {
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.169.0.3","mode":"ipip"})")["ok"], true);
+    // Restarted without the gateway the route needs, then a change saves the state again.
+    control_.reset();
+    const auto gateway = options_.node.gateway;
+    options_.node.gateway.reset();
+    auto c = Control::start(options_);
+    ASSERT_TRUE(c) << c.error().message;
+    control_ = std::move(*c);
+    EXPECT_TRUE(ask(R"({"op":"route.get","ip":"10.244.1.1"})")["route"].is_null());
+    const json sources = ask(R"({"op":"sources"})");
+    EXPECT_EQ(sources["sources"][1]["refused"], 1) << sources.dump();
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.2.0/24","via":"10.168.0.3"})")["ok"], true);
+    // With the gateway back, the route is back.
+    control_.reset();
+    options_.node.gateway = gateway;
+    c = Control::start(options_);
+    ASSERT_TRUE(c) << c.error().message;
+    control_ = std::move(*c);
+    const json got = ask(R"({"op":"route.get","ip":"10.244.1.1"})");
+    ASSERT_TRUE(got["route"].is_object()) << got.dump();
+    EXPECT_EQ(got["route"]["effective_mode"], "ipip");
+}
+
+TEST_F(Requests, TextThatIsNotUtf8IsReplacedNotFatal) {
+    const auto path = dir_ / "routes.conf";
+    { std::ofstream(path) << "route 10.244.1.0/24 via 10.168.0.3\n"; }
+    control_.reset();
+    options_.static_routes = path.string();
+    auto c = Control::start(options_);
+    ASSERT_TRUE(c) << c.error().message;
+    control_ = std::move(*c);
+    { std::ofstream(path) << "rout\xe9 10.244.1.0/24 via 10.168.0.3\n"; }
+    control_->reload_static();
+    const json sources = ask(R"({"op":"sources"})");
+    EXPECT_EQ(sources["sources"][2]["state"], "error");
+    EXPECT_FALSE(ask(R"({"op":"route.get","ip":"10.244.1.1"})")["route"].is_null()) << "the loaded route stays";
+    // A directory where the file was is an error too, not an empty file.
+    std::filesystem::remove(path);
+    std::filesystem::create_directory(path);
+    control_->reload_static();
+    EXPECT_FALSE(ask(R"({"op":"route.get","ip":"10.244.1.1"})")["route"].is_null());
 }
 
 }  // namespace
