@@ -189,6 +189,10 @@ Status Control::load_cli_state() {
     SourceState& st = state(Source::kCli);
     st = SourceState{true, "up", 0, std::nullopt, 0};
     auto saved = control::load_cli_state(options_.cli_state_path());
+    if (!saved && saved.error().code == Errc::kNotFound) {
+        spdlog::error("cli: {}; starting without the CLI's routes", saved.error().message);
+        saved = CliState{};
+    }
     if (!saved)
         return Error{saved.error().code, "CLI state: " + saved.error().message};
     for (const Neighbour& n : saved->neighbours) {
@@ -321,6 +325,7 @@ void Control::resync_kernel() {
 }
 
 void Control::tick() {
+    flush_cli_state();
     sync_.collect();
     resync_kernel();
     // Room may have been made (routes withdrawn, records reclaimed).
@@ -390,8 +395,21 @@ Status Control::cli_transaction(CliState next, Apply apply, Undo undo) {
         return applied;
     }
     cli_ = std::move(next);
+    cli_unflushed_ = true;
     ++state(Source::kCli).changes;
     return ok();
+}
+
+// fsync costs milliseconds on some disks: done once per tick for all the
+// changes since, not per request. A power loss loses at most a tick's worth.
+void Control::flush_cli_state() {
+    if (!cli_unflushed_)
+        return;
+    if (auto s = control::flush_cli_state(options_.cli_state_path()); !s) {
+        spdlog::warn("cli: {} (retried)", s.error().message);
+        return;
+    }
+    cli_unflushed_ = false;
 }
 
 json Control::route_add(const json& request) {

@@ -49,7 +49,8 @@ public:
     // The kernel source's socket (-1 without --kernel) and its events.
     int kernel_fd() const noexcept { return kernel_ ? kernel_->fd() : -1; }
     void on_kernel_readable();
-    // Periodic: delete next hops unused past their grace period; retry a
+    // Periodic (and at exit): flush the CLI's saved state to disk, delete
+    // next hops unused past their grace period, retry refused routes and a
     // failed kernel resynchronisation.
     void tick();
 
@@ -77,6 +78,7 @@ private:
     Status load_cli_state();
     template <class Apply, class Undo>
     Status cli_transaction(CliState next, Apply apply, Undo undo);
+    void flush_cli_state();
     Status load_kernel();
     void apply_kernel_snapshot(const KernelSnapshot& snapshot);
     void apply_kernel_route(const KernelRoute& route);
@@ -104,6 +106,7 @@ private:
     std::array<SourceState, kSourceCount> sources_{};
     CliState cli_;                 // what the CLI added, saved across restarts
     bool reconciled_ = false;
+    bool cli_unflushed_ = false;   // saved, not yet fsync'd
     bool kernel_resync_ = false;
     std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change   // a netlink error: notifications lost, dump again      // until start() reconciles, changes only go to the RIB
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

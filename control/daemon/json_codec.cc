@@ -48,6 +48,10 @@ Result<CliState> load_cli_state(const std::string& path) {
     if (!in)
         return errno == ENOENT ? Result<CliState>(state)
                                : Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+    // A power loss between the rename and the flush can leave a file of no
+    // bytes on some file systems: the last changes are lost, not the node.
+    if (in.peek() == std::ifstream::traits_type::eof())
+        return Error{Errc::kNotFound, path + " is empty (a power loss before it reached the disk?)"};
     const json j = json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return invalid(path + ": not a JSON object");
@@ -73,9 +77,9 @@ Status save_cli_state(const std::string& path, const CliState& state) {
     for (const Neighbour& n : state.neighbours)
         j["neighbours"].push_back({{"ip", format_ipv4(n.ip)}, {"mac", format_mac(n.mac)}});
 
-    // Written to a temporary file, flushed to disk, renamed over the old one,
-    // and the directory flushed: after a crash or a power loss the file is
-    // the old state or the new one, never empty.
+    // Written to a temporary file and renamed over the old one: a daemon
+    // killed at any point leaves the old state or the new one. Reaching the
+    // disk is flush_cli_state()'s job, off the request path.
     std::error_code ec;
     const std::filesystem::path file(path);
     std::filesystem::create_directories(file.parent_path(), ec);
@@ -99,20 +103,28 @@ Status save_cli_state(const std::string& path, const CliState& state) {
         }
         written += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0) {
-        auto error = fail("flush " + tmp);
-        ::close(fd);
-        return error;
-    }
     ::close(fd);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
         return fail("rename " + tmp);
-    if (const int dir = ::open(file.parent_path().empty() ? "." : file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
     return ok();
+}
+
+Status flush_cli_state(const std::string& path) {
+    const auto sync = [](const char* what, int flags) -> Status {
+        const int fd = ::open(what, flags | O_CLOEXEC);
+        if (fd < 0 || ::fsync(fd) != 0) {
+            Error error{Errc::kSystem, std::string("cannot flush ") + what + ": " + std::strerror(errno)};
+            if (fd >= 0)
+                ::close(fd);
+            return error;
+        }
+        ::close(fd);
+        return ok();
+    };
+    if (auto s = sync(path.c_str(), O_RDONLY); !s)
+        return s;
+    const auto dir = std::filesystem::path(path).parent_path();
+    return sync(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace podfwd::control

@@ -21,7 +21,11 @@ struct CliState {
     std::vector<RouteSpec> routes;
     std::vector<Neighbour> neighbours;
 };
-Result<CliState> load_cli_state(const std::string& path);   // a missing file is an empty state
+// A missing file is an empty state; an empty file is kNotFound (see the .cc).
+Result<CliState> load_cli_state(const std::string& path);
+// Atomic against a crash of the daemon (temporary file, rename), mode 0600.
 Status save_cli_state(const std::string& path, const CliState& state);
+// fsync of the file and its directory: durable against a power loss.
+Status flush_cli_state(const std::string& path);
 
 }  // namespace podfwd::control

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
             return fail(s.error().message);
         c.tick();
     }
+    c.tick();   // the CLI's last changes reach the disk
     ::close(signal_fd);
     return 0;
 }

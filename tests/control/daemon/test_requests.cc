@@ -140,6 +140,25 @@ TEST_F(Requests, AChangeThatCannotBeSavedIsRefusedAndNotApplied) {
     std::filesystem::create_directories(dir_);
 }
 
+TEST_F(Requests, AnEmptySavedStateStartsWithoutTheCliRoutesACorruptOneDoesNot) {
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.168.0.3"})")["ok"], true);
+    control_.reset();
+    { std::ofstream truncate(options_.cli_state_path(), std::ios::trunc); }   // what a power loss may leave
+    auto c = Control::start(options_);
+    ASSERT_TRUE(c) << c.error().message;
+    control_ = std::move(*c);
+    EXPECT_TRUE(ask(R"({"op":"route.get","ip":"10.244.1.1"})")["route"].is_null());
+    control_.reset();
+    { std::ofstream(options_.cli_state_path(), std::ios::trunc) << "{\"routes\": [{\"prefix\": 7}]}"; }
+    c = Control::start(options_);
+    ASSERT_FALSE(c) << "a state file someone wrote wrong needs a person, not a silent start";
+    EXPECT_NE(c.error().message.find("CLI state"), std::string::npos) << c.error().message;
+    std::filesystem::remove(options_.cli_state_path());
+    c = Control::start(options_);
+    ASSERT_TRUE(c);
+    control_ = std::move(*c);
+}
+
 TEST_F(Requests, ASavedRouteTheConfigCannotResolveIsKeptForLater) {
     ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.169.0.3","mode":"ipip"})")["ok"], true);
     // Restarted without the gateway the route needs, then a change saves the state again.
