@@ -1,12 +1,15 @@
 #include "control/kernel/kernel_source.h"
 
+#include <linux/if.h>
 #include <linux/rtnetlink.h>
 #include <netlink/errno.h>
 #include <netlink/msg.h>
+#include <netlink/route/link.h>
 #include <sys/socket.h>
 
 #include <charconv>
 #include <cstdlib>
+#include <map>
 #include <span>
 
 #include "control/kernel/mirror.h"
@@ -104,6 +107,51 @@ Result<NlCache> dump_cache(const std::string& what, Alloc alloc) {
     }
 }
 
+// What of a link decides whether the kernel flushed routes through it: IPv4
+// deletes them without RTM_DELROUTE when a link goes down (and marks next
+// hops linkdown on carrier loss, without a message either). MTU, MAC, alias,
+// name or promiscuity changes also come as RTM_NEWLINK and leave all of this
+// as it was: they cost no dump.
+struct LinkState {
+    unsigned flags = 0;          // IFF_UP | IFF_LOWER_UP of ifi_flags
+    std::uint8_t operstate = 0;  // IFLA_OPERSTATE, IF_OPER_UNKNOWN when absent
+    friend bool operator==(const LinkState&, const LinkState&) = default;
+};
+
+// The link of a RTM_NEWLINK/RTM_DELLINK, unless it is not about a device of
+// its own: AF_BRIDGE messages describe bridge ports (with the raw operstate,
+// which differs from the AF_UNSPEC one while the device is down).
+std::optional<std::pair<int, LinkState>> link_of(nlmsghdr* hdr) {
+    if (hdr->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+        return std::nullopt;
+    const auto* ifi = static_cast<const ifinfomsg*>(nlmsg_data(hdr));
+    if (ifi->ifi_family != AF_UNSPEC)
+        return std::nullopt;
+    LinkState state{ifi->ifi_flags & (IFF_UP | IFF_LOWER_UP), IF_OPER_UNKNOWN};
+    if (const nlattr* oper = nlmsg_find_attr(hdr, sizeof(ifinfomsg), IFLA_OPERSTATE);
+        oper != nullptr && nla_len(oper) >= 1)
+        state.operstate = nla_get_u8(oper);
+    return std::pair{ifi->ifi_index, state};
+}
+
+// Waits until no rtnetlink change is half done. A change sends its
+// notification before it finishes (RTM_NEWLINK before the NETDEV_DOWN
+// notifiers flush the routes, RTM_DELADDR before the FIB drops the routes
+// of the address), all under the RTNL lock. RTM_GETLINK of one device takes
+// that lock too (rtnl_getlink is registered without RTNL_FLAG_DOIT_UNLOCKED
+// in the 6.x kernels this was written against), so a dump after it sees the
+// flush. Best effort: should a kernel answer it without the lock, or the
+// request fail, the dump goes ahead anyway and may race the flush.
+void wait_for_rtnl() {
+    auto sock = connect_route_socket();
+    if (!sock)
+        return;
+    rtnl_link* raw = nullptr;
+    constexpr int kLoopback = 1;   // ifindex 1 is lo in every namespace
+    if (rtnl_link_get_kernel(sock->get(), kLoopback, nullptr, &raw) >= 0 && raw != nullptr)
+        rtnl_link_put(raw);
+}
+
 // Past net.core.rmem_max only with SO_RCVBUFFORCE (CAP_NET_ADMIN); without
 // it, as much as SO_RCVBUF allows.
 Status enlarge_receive_buffer(nl_sock* sock) {
@@ -153,13 +201,26 @@ private:
 
     std::optional<KernelEvent> apply_route(Mirror& mirror, rtnl_route& route, bool deleted) const;
     static std::optional<KernelEvent> apply_neighbour(Mirror& mirror, rtnl_neigh& neigh, bool deleted);
-    bool apply_datagram(const Datagram& datagram, std::vector<KernelEvent>& events);
-    Result<std::vector<KernelEvent>> resync();
+    // What apply_datagram() stopped at: the mirror may be stale.
+    enum class Applied {
+        kAll,
+        kLost,       // a message libnl could not parse: its change is lost
+        kFlushed,    // a link or IPv4 address changed: the kernel may have flushed routes silently
+    };
+    // True when the message shows a link whose up/carrier/oper state differs
+    // from what was seen last (or was never seen), or one deleted.
+    bool link_changed(nlmsghdr* hdr);
+    Applied apply_datagram(const Datagram& datagram, std::vector<KernelEvent>& events);
+    // Discards what is queued and answers with one Resynced. `lost`: some
+    // notifications never arrived (overrun, unparsable), so the link states
+    // are unknown too.
+    Result<std::vector<KernelEvent>> resync(bool lost);
 
     KernelOptions options_;
     NlSock sock_;
     Mirror mirror_;
     std::uint64_t retired_ignored_ = 0;   // counted by mirrors a dump has replaced
+    std::map<int, LinkState> links_;      // by ifindex, as last seen in a notification
 };
 
 std::optional<KernelEvent> KernelSource::Impl::apply_route(Mirror& mirror, rtnl_route& route, bool deleted) const {
@@ -214,33 +275,61 @@ Result<KernelSnapshot> KernelSource::Impl::dump() {
     return snapshot;
 }
 
-// False when a message could not be parsed: its change is lost, as with an overrun.
-bool KernelSource::Impl::apply_datagram(const Datagram& datagram, std::vector<KernelEvent>& events) {
+bool KernelSource::Impl::link_changed(nlmsghdr* hdr) {
+    const auto link = link_of(hdr);
+    if (!link)
+        return false;
+    const auto [ifindex, state] = *link;
+    if (hdr->nlmsg_type == RTM_DELLINK) {
+        links_.erase(ifindex);
+        return true;
+    }
+    const auto [it, inserted] = links_.try_emplace(ifindex, state);
+    if (inserted)
+        return true;
+    if (it->second == state)
+        return false;
+    it->second = state;
+    return true;
+}
+
+KernelSource::Impl::Applied KernelSource::Impl::apply_datagram(const Datagram& datagram,
+                                                               std::vector<KernelEvent>& events) {
     int remaining = datagram.size;
     for (auto* hdr = reinterpret_cast<nlmsghdr*>(datagram.bytes.get()); nlmsg_ok(hdr, remaining);
          hdr = nlmsg_next(hdr, &remaining)) {
         std::optional<KernelEvent> event;
         switch (hdr->nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+            if (link_changed(hdr))
+                return Applied::kFlushed;
+            break;
+        // Only IPv4 addresses (RTNLGRP_IPV4_IFADDR). Removing one flushes the
+        // routes through it (all routes of the link with its last address);
+        // adding one flushes nothing, but comes rarely and is cheap to answer.
+        case RTM_NEWADDR:
+        case RTM_DELADDR: return Applied::kFlushed;
         case RTM_NEWROUTE:
         case RTM_DELROUTE:
             if (!parse_then<RoutePtr>(hdr, rtnl_route_parse, [&](rtnl_route& route) {
                     event = apply_route(mirror_, route, hdr->nlmsg_type == RTM_DELROUTE);
                 }))
-                return false;
+                return Applied::kLost;
             break;
         case RTM_NEWNEIGH:
         case RTM_DELNEIGH:
             if (options_.neighbours && !parse_then<NeighPtr>(hdr, rtnl_neigh_parse, [&](rtnl_neigh& neigh) {
                     event = apply_neighbour(mirror_, neigh, hdr->nlmsg_type == RTM_DELNEIGH);
                 }))
-                return false;
+                return Applied::kLost;
             break;
         default: break;
         }
         if (event)
             events.push_back(std::move(*event));
     }
-    return true;
+    return Applied::kAll;
 }
 
 Result<std::vector<KernelEvent>> KernelSource::Impl::drain() {
@@ -250,27 +339,50 @@ Result<std::vector<KernelEvent>> KernelSource::Impl::drain() {
         if (datagram.empty())
             break;
         if (datagram.overrun())
-            return resync();
+            return resync(true);
         if (datagram.size < 0)
             return nl_error("receive notifications", datagram.size);
-        if (datagram.from_kernel && !apply_datagram(datagram, events))
-            return resync();
+        if (!datagram.from_kernel)
+            continue;
+        switch (apply_datagram(datagram, events)) {
+        case Applied::kAll: break;
+        case Applied::kLost: return resync(true);
+        case Applied::kFlushed: return resync(false);
+        }
     }
     return events;
 }
 
-Result<std::vector<KernelEvent>> KernelSource::Impl::resync() {
+Result<std::vector<KernelEvent>> KernelSource::Impl::resync(bool lost) {
     // The kernel reports the overrun before the messages still queued; those
     // predate the gap, and applied after the snapshot they would bring back
-    // state that the lost messages changed. The kernel queues nothing new
-    // until the queue is empty, so this ends.
+    // state that the lost messages changed (after a link or address change,
+    // routes that the kernel has flushed since). The snapshot is newer than
+    // all of them. The kernel queues nothing new after an overrun until the
+    // queue is empty, so this ends. Link states still count: what the
+    // snapshot shows follows from them.
+    if (lost)
+        links_.clear();
     for (;;) {
         const Datagram datagram = receive(sock_.get());
         if (datagram.empty())
             break;
-        if (datagram.size < 0 && !datagram.overrun())
+        if (datagram.overrun()) {
+            lost = true;
+            links_.clear();
+            continue;
+        }
+        if (datagram.size < 0)
             return nl_error("receive notifications", datagram.size);
+        if (lost || !datagram.from_kernel)
+            continue;
+        int remaining = datagram.size;
+        for (auto* hdr = reinterpret_cast<nlmsghdr*>(datagram.bytes.get()); nlmsg_ok(hdr, remaining);
+             hdr = nlmsg_next(hdr, &remaining))
+            if (hdr->nlmsg_type == RTM_NEWLINK || hdr->nlmsg_type == RTM_DELLINK)
+                (void)link_changed(hdr);
     }
+    wait_for_rtnl();
     auto snapshot = dump();
     if (!snapshot)
         return std::move(snapshot).error();
@@ -286,8 +398,11 @@ Result<KernelSource> KernelSource::open(const KernelOptions& options) {
     nl_sock* raw = sock->get();
     // Notifications carry the sequence numbers of other sockets' requests.
     nl_socket_disable_seq_check(raw);
-    const int err = options.neighbours ? nl_socket_add_memberships(raw, RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH, 0)
-                                       : nl_socket_add_memberships(raw, RTNLGRP_IPV4_ROUTE, 0);
+    // Links and IPv4 addresses: their changes flush routes without a message.
+    const int err = options.neighbours
+                        ? nl_socket_add_memberships(raw, RTNLGRP_IPV4_ROUTE, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR,
+                                                    RTNLGRP_NEIGH, 0)
+                        : nl_socket_add_memberships(raw, RTNLGRP_IPV4_ROUTE, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, 0);
     if (err < 0)
         return nl_error("join route notification groups", err);
     if (const int nb = nl_socket_set_nonblocking(raw); nb < 0)

@@ -6,6 +6,10 @@
 // readable. A full dump comes first (dump()); notifications follow. When the
 // kernel drops notifications (ENOBUFS on the socket), drain() answers with a
 // fresh full snapshot instead, and the daemon replaces the source's state.
+// It does the same when a link goes down, comes up, changes carrier or
+// operational state, or is deleted, and when an IPv4 address is added or
+// removed: IPv4 then flushes routes without telling (no RTM_DELROUTE), and
+// only a new dump shows they are gone.
 #pragma once
 
 #include <cstdint>
@@ -57,7 +61,9 @@ struct RouteAdded { KernelRoute route; };          // new, or replaced (same pre
 struct RouteRemoved { Prefix4 prefix; };
 struct NeighbourUp { KernelNeighbour neighbour; };
 struct NeighbourDown { Ipv4Addr ip; };            // deleted, or failed/incomplete
-struct Resynced { KernelSnapshot snapshot; };     // notifications were lost: here is the whole state
+// Notifications were lost, or a link/address change may have flushed routes
+// silently: here is the whole state.
+struct Resynced { KernelSnapshot snapshot; };
 using KernelEvent = std::variant<RouteAdded, RouteRemoved, NeighbourUp, NeighbourDown, Resynced>;
 
 class KernelSource {
@@ -82,7 +88,9 @@ public:
     // One call reads at most a few thousand messages so that a route storm
     // cannot starve the event loop; fd() stays readable while more is
     // pending (poll level-triggered). Only changes come out: repeats of what
-    // was already reported are not events. After an Error the mirrored
+    // was already reported are not events. A link or IPv4 address change
+    // (see the top of this file) ends the call with one Resynced in place of
+    // the events it had read, as an overrun does. After an Error the mirrored
     // state is unknown: call dump() and replace the source's state.
     Result<std::vector<KernelEvent>> drain();
     // Routes seen and not mirrored since open (see KernelRoute).

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/kernel/kernel_source.h"
@@ -104,6 +106,44 @@ std::vector<std::string> collect_text(KernelSource& source, std::size_t count) {
     return out;
 }
 
+// Everything that comes until nothing has come for `quiet`: link changes
+// reach the socket in steps (the carrier and operstate of a veth and its
+// peer follow from the link watcher, up to a second later).
+std::vector<KernelEvent> settle(KernelSource& source, std::chrono::milliseconds quiet = 1500ms) {
+    std::vector<KernelEvent> events;
+    for (;;) {
+        auto more = collect(source, 1, quiet);
+        if (more.empty())
+            return events;
+        for (auto& e : more)
+            events.push_back(std::move(e));
+    }
+}
+
+// True when `ip -j link show dev` lists the device as up with carrier and
+// operstate UP: by then the notifications of its coming up have been sent
+// (the link watcher changes operstate and notifies under one RTNL lock,
+// which `ip link show` also takes).
+bool link_settled(const std::string& dev) {
+    const auto json = nlohmann::json::parse(capture("ip -j link show dev " + dev), nullptr, false);
+    if (!json.is_array() || json.size() != 1)
+        return false;
+    const auto& flags = json[0].value("flags", nlohmann::json::array());
+    const auto has = [&](const char* flag) { return std::find(flags.begin(), flags.end(), flag) != flags.end(); };
+    return has("UP") && has("LOWER_UP") && json[0].value("operstate", "") == "UP";
+}
+
+::testing::AssertionResult wait_settled(std::initializer_list<const char*> devs) {
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    for (const char* dev : devs)
+        while (!link_settled(dev)) {
+            if (std::chrono::steady_clock::now() > deadline)
+                return ::testing::AssertionFailure() << dev << " did not come up";
+            std::this_thread::sleep_for(10ms);
+        }
+    return ::testing::AssertionSuccess();
+}
+
 KernelOptions bird_table_100(bool neighbours = false) {
     return KernelOptions{100u, std::uint8_t{12}, neighbours};
 }
@@ -120,12 +160,18 @@ protected:
         // Some kernels are built without the dummy driver: a veth pair with
         // both ends up serves the same purpose.
         if (std::system("ip link add d0 type dummy 2>/dev/null") != 0) {
+            veth_ = true;
             ASSERT_TRUE(ip("link add d0 type veth peer name d0p"));
             ASSERT_TRUE(ip("link set d0p up"));
         }
         ASSERT_TRUE(ip("addr add 10.168.0.1/24 dev d0"));
         ASSERT_TRUE(ip("link set d0 up"));
+        // The source resyncs on link state changes; a late carrier change
+        // of d0 or its peer would show up as a Resynced in the test.
+        ASSERT_TRUE(veth_ ? wait_settled({"d0", "d0p"}) : wait_settled({"d0"}));
     }
+
+    bool veth_ = false;
 
     // open() failing in a fresh namespace means a broken environment: stop.
     static KernelSource open(const KernelOptions& options) {
@@ -324,6 +370,101 @@ TEST_F(KernelSourceTest, OverrunResyncsWithAFullSnapshot) {
     // Nothing stale after the snapshot; notifications flow again.
     ASSERT_TRUE(ip("route add 10.99.0.0/16 via 10.168.0.3 proto bird table 100"));
     EXPECT_EQ(collect_text(source, 1), std::vector<std::string>{"add 10.99.0.0/16 via 10.168.0.3"});
+}
+
+// Every event is a Resynced whose snapshot holds exactly `routes`, and
+// there is at least one.
+::testing::AssertionResult only_resyncs(const std::vector<KernelEvent>& events,
+                                        const std::vector<std::string>& routes) {
+    if (events.empty())
+        return ::testing::AssertionFailure() << "no event";
+    for (const auto& event : events) {
+        const auto* resynced = std::get_if<Resynced>(&event);
+        if (resynced == nullptr)
+            return ::testing::AssertionFailure() << "not a resync: " << describe(event);
+        if (const auto got = describe(resynced->snapshot.routes); got != routes)
+            return ::testing::AssertionFailure() << "resync with " << ::testing::PrintToString(got);
+    }
+    return ::testing::AssertionSuccess();
+}
+
+const std::string kRoute1 = "10.244.1.0/24 via 10.168.0.3";
+
+// IPv4 flushes the routes through an address or a link without RTM_DELROUTE;
+// the source answers the address or link notification with a snapshot.
+// `ip_routes_bird_100()` is the oracle: the kernel no longer has the route.
+std::vector<KernelEvent> expect_flushed_by(KernelSource& source, const std::string& command) {
+    EXPECT_TRUE(ip("route add " + kRoute1 + " proto bird table 100"));
+    EXPECT_EQ(collect_text(source, 1), std::vector<std::string>{"add " + kRoute1});
+    EXPECT_EQ(ip_routes_bird_100(), std::set<std::string>{kRoute1});
+
+    EXPECT_TRUE(ip(command));
+    auto events = settle(source);
+    EXPECT_TRUE(ip_routes_bird_100().empty()) << "the kernel kept the route after: ip " << command;
+    EXPECT_TRUE(only_resyncs(events, {})) << "after: ip " << command;
+    return events;
+}
+
+// After a resync, notifications are applied again.
+void expect_notifications_flow(KernelSource& source) {
+    ASSERT_TRUE(ip("route add 10.99.0.0/16 via 10.168.0.3 proto bird table 100"));
+    EXPECT_EQ(collect_text(source, 1), std::vector<std::string>{"add 10.99.0.0/16 via 10.168.0.3"});
+}
+
+TEST_F(KernelSourceTest, AddressRemovalResyncsWithoutTheFlushedRoutes) {
+    auto source = open(bird_table_100());
+    ASSERT_TRUE(source.dump());
+    // The address, its local and subnet routes and the flush: one snapshot.
+    EXPECT_EQ(expect_flushed_by(source, "addr del 10.168.0.1/24 dev d0").size(), 1u);
+    ASSERT_TRUE(ip("addr add 10.168.0.1/24 dev d0"));
+    const auto readded = settle(source);
+    EXPECT_EQ(readded.size(), 1u);
+    EXPECT_TRUE(only_resyncs(readded, {}));
+    expect_notifications_flow(source);
+}
+
+TEST_F(KernelSourceTest, LinkDownResyncsWithoutTheFlushedRoutes) {
+    auto source = open(bird_table_100());
+    ASSERT_TRUE(source.dump());
+    expect_flushed_by(source, "link set d0 down");
+    // Up again: IPv4 does not bring the flushed routes back, nor does the source.
+    ASSERT_TRUE(ip("link set d0 up"));
+    EXPECT_TRUE(only_resyncs(settle(source), {}));
+    EXPECT_TRUE(ip_routes_bird_100().empty());
+    expect_notifications_flow(source);
+}
+
+// RTM_NEWLINK also reports MTU, alias or MAC changes; with the link's
+// up/carrier/oper state as before, they flush nothing and cost no dump.
+TEST_F(KernelSourceTest, LinkChangesThatFlushNothingAreNotEvents) {
+    auto source = open(bird_table_100());
+    ASSERT_TRUE(source.dump());
+    // The source has not seen d0 yet: its first message counts as a change.
+    ASSERT_TRUE(ip("link set d0 mtu 1400"));
+    const auto first = settle(source);
+    EXPECT_EQ(first.size(), 1u);
+    EXPECT_TRUE(only_resyncs(first, {}));
+
+    ASSERT_TRUE(ip("link set d0 mtu 1300"));
+    ASSERT_TRUE(ip("link set d0 alias uplink"));
+    ASSERT_TRUE(ip("link set d0 address 02:00:00:00:00:01"));
+    expect_notifications_flow(source);
+    EXPECT_TRUE(settle(source, 300ms).empty());
+}
+
+// Routes through d0 are untouched when another link goes down, but the
+// source does not know which routes a link carried: a snapshot all the same.
+TEST_F(KernelSourceTest, OtherLinkDownStillResyncs) {
+    ASSERT_TRUE(ip("link add e0 type veth peer name e0p"));
+    ASSERT_TRUE(ip("link set e0p up"));
+    ASSERT_TRUE(ip("link set e0 up"));
+    ASSERT_TRUE(wait_settled({"e0", "e0p"}));
+    auto source = open(bird_table_100());
+    ASSERT_TRUE(source.dump());
+    ASSERT_TRUE(ip("route add " + kRoute1 + " proto bird table 100"));
+    ASSERT_EQ(collect_text(source, 1), std::vector<std::string>{"add " + kRoute1});
+    ASSERT_TRUE(ip("link set e0 down"));
+    EXPECT_TRUE(only_resyncs(settle(source), {kRoute1}));
 }
 
 TEST_F(KernelSourceTest, MovedSourceKeepsItsSocket) {
