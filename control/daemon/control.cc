@@ -300,7 +300,7 @@ void Control::on_kernel_readable() {
             if (neighbours_.erase(down->ip, Source::kKernel))
                 (void)push_neighbours(std::span(&down->ip, 1));
         } else if (const auto* resync = std::get_if<Resynced>(&event)) {
-            spdlog::warn("kernel: notifications were lost; resynchronised from a full dump");
+            spdlog::info("kernel: resynchronised from a full dump (a link or address changed, or notifications were lost)");
             apply_kernel_snapshot(resync->snapshot);
         }
     }
