@@ -71,11 +71,15 @@ class Lab:
         self.dataplane = None
         self._control_logs = 0
         self.write_static(static_routes)
-        self.start_control()
-        if dataplane:
-            self.start_dataplane()
-            self.up = self._raw_socket("pfup0")
-            self.host = self._raw_socket("pfhost0")
+        try:
+            self.start_control()
+            if dataplane:
+                self.start_dataplane()
+                self.up = self._raw_socket("pfup0")
+                self.host = self._raw_socket("pfhost0")
+        except BaseException:
+            self.close()   # a lab that failed to start leaves nothing behind
+            raise
 
     # ---- processes ----
 
