@@ -33,7 +33,16 @@ void Rib::account(const Entry& entry, int sign) noexcept {
 }
 
 bool Rib::set(const RouteSpec& spec, const Forwarding& forwarding) {
-    Entry& entry = entries_[spec.prefix];
+    const auto [it, inserted] = entries_.try_emplace(spec.prefix);
+    if (inserted) {
+        try {
+            touched(spec.prefix);
+        } catch (...) {   // out of memory: the order stays in step
+            entries_.erase(it);
+            throw;
+        }
+    }
+    Entry& entry = it->second;
     const Forwarding before = entry.empty() ? Forwarding{} : entry.front().forwarding;
     const bool had_best = !entry.empty();
     account(entry, -1);
@@ -58,8 +67,10 @@ bool Rib::erase(const Prefix4& prefix, Source source, bool& best_changed) {
     entry.erase(route);
     account(entry, +1);
     best_changed = !same(best_forwarding(entry), &before);
-    if (entry.empty())
+    if (entry.empty()) {
         entries_.erase(it);
+        touched(prefix);
+    }
     return true;
 }
 
@@ -117,15 +128,65 @@ std::optional<Prefix4> Rib::longest_match(Ipv4Addr addr) const {
     return std::nullopt;
 }
 
-void Rib::for_each(const std::function<void(const RibRoute&, bool best)>& visit) const {
-    std::vector<const std::pair<const Prefix4, Entry>*> sorted;
-    sorted.reserve(entries_.size());
-    for (const auto& kv : entries_)
-        sorted.push_back(&kv);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    for (const auto* kv : sorted)
-        for (std::size_t i = 0; i < kv->second.size(); ++i)
-            visit(kv->second[i], i == 0);
+void Rib::touched(const Prefix4& prefix) {
+    touched_.push_back(prefix);
+    if (touched_.size() > sorted_.size() + 4096)
+        (void)ordered();
+}
+
+const std::vector<Prefix4>& Rib::ordered() const {
+    if (touched_.empty())
+        return sorted_;
+    std::sort(touched_.begin(), touched_.end());
+    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+    // A touched prefix is in the order when it is in entries_ now, whatever
+    // happened to it since the last merge.
+    std::vector<Prefix4> merged;
+    merged.reserve(entries_.size());
+    auto a = sorted_.begin();
+    for (const Prefix4& p : touched_) {
+        for (; a != sorted_.end() && *a < p; ++a)
+            merged.push_back(*a);
+        if (a != sorted_.end() && *a == p)
+            ++a;
+        if (entries_.contains(p))
+            merged.push_back(p);
+    }
+    merged.insert(merged.end(), a, sorted_.end());
+    sorted_.swap(merged);
+    touched_.clear();
+    return sorted_;
+}
+
+void Rib::for_each(const Visit& visit) const {
+    for (const Prefix4& prefix : ordered()) {
+        const Entry& entry = entries_.find(prefix)->second;
+        for (std::size_t i = 0; i < entry.size(); ++i)
+            visit(entry[i], i == 0);
+    }
+}
+
+std::optional<Prefix4> Rib::for_each_page(const std::optional<Prefix4>& after, std::size_t limit,
+                                          std::optional<Source> only, const Visit& visit) const {
+    const auto wanted = [&](const RibRoute& r) { return !only || r.spec.source == *only; };
+    std::size_t taken = 0;
+    std::optional<Prefix4> last;
+    const std::vector<Prefix4>& order = ordered();
+    for (auto it = after ? std::upper_bound(order.begin(), order.end(), *after) : order.begin(); it != order.end();
+         ++it) {
+        const Entry& entry = entries_.find(*it)->second;
+        const auto count = static_cast<std::size_t>(std::count_if(entry.begin(), entry.end(), wanted));
+        if (count == 0)
+            continue;
+        if (taken > 0 && taken + count > limit)
+            return last;   // routes follow: this prefix opens the next page
+        for (std::size_t i = 0; i < entry.size(); ++i)
+            if (wanted(entry[i]))
+                visit(entry[i], i == 0);
+        taken += count;
+        last = *it;
+    }
+    return std::nullopt;
 }
 
 void Rib::for_each_best(const std::function<void(const RibRoute&)>& visit) const {

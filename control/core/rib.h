@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -54,8 +55,19 @@ public:
     // The longest prefix holding a route that contains addr.
     std::optional<Prefix4> longest_match(Ipv4Addr addr) const;
 
+    using Visit = std::function<void(const RibRoute&, bool best)>;
     // Every route, by prefix then preference (best first).
-    void for_each(const std::function<void(const RibRoute&, bool best)>& visit) const;
+    void for_each(const Visit& visit) const;
+    // One page of for_each: the routes (of `only`, when given) of the
+    // prefixes strictly after `after` (from the first without it; `after`
+    // need not be in the RIB), whole prefixes at a time: at most `limit`
+    // routes, more only when the page's first prefix alone has more (a
+    // prefix is never split across pages). Returns the page's last prefix
+    // when more such routes follow, the `after` of the next page; nullopt
+    // on the last page. O(log n) to start, O(1) per prefix visited, after
+    // the order is brought up to date (see sorted_): no sort of everything.
+    std::optional<Prefix4> for_each_page(const std::optional<Prefix4>& after, std::size_t limit,
+                                         std::optional<Source> only, const Visit& visit) const;
     void for_each_best(const std::function<void(const RibRoute&)>& visit) const;
 
     std::size_t prefixes() const noexcept { return entries_.size(); }
@@ -66,9 +78,23 @@ public:
 private:
     using Entry = std::vector<RibRoute>;   // sorted: best first
     void account(const Entry& entry, int sign) noexcept;
+    // A prefix entered or left entries_.
+    void touched(const Prefix4& prefix);
+    // sorted_, with the prefixes touched since merged in.
+    const std::vector<Prefix4>& ordered() const;
 
     Preferences preferences_;
     std::unordered_map<Prefix4, Entry, PrefixHash> entries_;
+    // entries_'s prefixes in order, for for_each and its pages, kept cheaply:
+    // sorted_ is the order as of the last merge, touched_ the prefixes added
+    // or removed since (appended, in any order, repeats allowed). The first
+    // ordered read after changes merges them: O(n + k log k) for k changes,
+    // a linear pass and no sort of all n; a mutation merges once touched_
+    // outgrows sorted_, which bounds its memory. 8 bytes a prefix, against
+    // 48 for a node of a std::set (and a microsecond an insert at 1M).
+    // Mutable: reads merge, so a Rib is not for concurrent readers either.
+    mutable std::vector<Prefix4> sorted_;
+    mutable std::vector<Prefix4> touched_;
     std::array<std::size_t, kSourceCount> routes_{};
     std::array<std::size_t, kSourceCount> best_{};
 };

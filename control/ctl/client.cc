@@ -13,8 +13,9 @@ namespace podfwd::ctl {
 
 namespace {
 
-// Responses are bounded only by the RIB's size; this is a guard against a
-// peer that never sends a newline, not a protocol limit.
+// A guard against a peer that never sends a newline, not a protocol limit:
+// route.list pages keep responses to a few MB (an older daemon that does
+// not page sends the whole RIB in one).
 constexpr std::size_t kMaxResponseBytes = std::size_t{256} << 20;
 
 std::string seconds_text(std::chrono::milliseconds timeout) {

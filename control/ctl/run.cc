@@ -4,6 +4,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/ipv4.h"
 #include "control/ctl/commands.h"
 #include "control/ctl/format.h"
 #include "control/ctl/stats.h"
@@ -18,24 +19,63 @@ int fail(std::ostream& err, const std::string& message, int status = kExitFailed
     return status;
 }
 
+// The daemon's result without "ok"; a refusal is an error of one line.
+Result<nlohmann::json> call_ok(Client& client, const nlohmann::json& request) {
+    auto response = client.call(request);
+    if (!response)
+        return std::move(response).error();
+    if (!response->at("ok").get<bool>()) {
+        const std::string error = field_text(*response, "error");
+        return Error{Errc::kSystem, error != "-" ? error
+                                                : "podfwd-control refused the request (" +
+                                                      field_text(*response, "code") + ")"};
+    }
+    response->erase("ok");
+    return response;
+}
+
+// route list: the daemon answers a page at a time (control/PROTOCOL.md);
+// every page is fetched on the one connection, following "next", and the
+// result is {"routes": [all of them]}, as one unpaged answer was. Collected
+// before anything is printed: a failure on a later page prints no table.
+Result<nlohmann::json> list_all_routes(Client& client, nlohmann::json request, const std::string& socket_path) {
+    nlohmann::json routes = nlohmann::json::array();
+    std::optional<Prefix4> after;
+    for (;;) {
+        auto page = call_ok(client, request);
+        if (!page)
+            return std::move(page).error();
+        if (auto it = page->find("routes"); it != page->end() && it->is_array())
+            for (auto& route : *it)
+                routes.push_back(std::move(route));
+        const auto next = page->find("next");
+        if (next == page->end() || next->is_null())
+            return nlohmann::json{{"routes", std::move(routes)}};   // the last page (or a daemon that does not page)
+        // Each page must start past the last: a daemon going round in circles is an error, not a hang.
+        auto prefix = next->is_string() ? Prefix4::parse(next->get<std::string>())
+                                        : Result<Prefix4>(Error{Errc::kInvalidArgument, "not a string"});
+        if (!prefix || (after && !(*after < *prefix)))
+            return Error{Errc::kSystem, "podfwd-control at " + socket_path +
+                                            " sent a malformed response: 'next' is " + next->dump() +
+                                            (prefix ? ", not past the previous page" : "")};
+        after = *prefix;
+        request["after"] = prefix->str();
+    }
+}
+
 int run_daemon_command(const Invocation& invocation, const DaemonCommand& command, const Environment& environment,
                        std::ostream& out, std::ostream& err) {
     auto client = Client::connect(invocation.socket_path, environment.daemon_timeout);
     if (!client)
         return fail(err, client.error().message);
-    auto response = client->call(command.request);
-    if (!response)
-        return fail(err, response.error().message);
-    if (!response->at("ok").get<bool>()) {
-        const std::string error = field_text(*response, "error");
-        return fail(err, error != "-" ? error
-                                      : "podfwd-control refused the request (" + field_text(*response, "code") + ")");
-    }
-    response->erase("ok");
+    auto result = command.view == View::kRouteList ? list_all_routes(*client, command.request, invocation.socket_path)
+                                                   : call_ok(*client, command.request);
+    if (!result)
+        return fail(err, result.error().message);
     if (invocation.json)
-        out << response->dump() << '\n';
+        out << result->dump() << '\n';
     else
-        out << format_result(command.view, *response);
+        out << format_result(command.view, *result);
     return kExitOk;
 }
 

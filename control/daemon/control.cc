@@ -30,8 +30,11 @@ const char* code_name(Errc code) noexcept {
     return "system";
 }
 
-json failure(Errc code, const std::string& message) {
-    return json{{"ok", false}, {"code", code_name(code)}, {"error", message}};
+// The error is one line even when it quotes a request's text ("\n" in a
+// JSON string is a newline).
+json failure(Errc code, std::string message) {
+    std::replace_if(message.begin(), message.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    return json{{"ok", false}, {"code", code_name(code)}, {"error", std::move(message)}};
 }
 json failure(const Error& e) { return failure(e.code, e.message); }
 
@@ -520,12 +523,28 @@ json Control::route_list(const json& request) {
         if (!only)
             return failure(Errc::kInvalidArgument, "unknown source '" + name + "' (local, cli, static, bgp, etcd, kernel)");
     }
+    std::size_t limit = kRouteListDefaultLimit;
+    if (request.contains("limit") && !request["limit"].is_null()) {
+        const json& l = request["limit"];
+        if (!l.is_number_integer() || l.get<std::int64_t>() < 1 ||
+            l.get<std::int64_t>() > static_cast<std::int64_t>(kRouteListMaxLimit))
+            return failure(Errc::kInvalidArgument,
+                           "'limit' must be an integer from 1 to " + std::to_string(kRouteListMaxLimit));
+        limit = static_cast<std::size_t>(l.get<std::int64_t>());
+    }
+    std::optional<Prefix4> after;
+    if (request.contains("after") && !request["after"].is_null()) {
+        if (!request["after"].is_string())
+            return failure(Errc::kInvalidArgument, "'after' must be a prefix string");
+        auto prefix = Prefix4::parse(request["after"].get<std::string>());
+        if (!prefix)
+            return failure(Errc::kInvalidArgument, "'after': " + prefix.error().message);
+        after = *prefix;
+    }
     json routes = json::array();
-    rib_.for_each([&](const RibRoute& r, bool best) {
-        if (!only || r.spec.source == *only)
-            routes.push_back(route_json(r, best));
-    });
-    return json{{"routes", std::move(routes)}};
+    const auto next = rib_.for_each_page(after, limit, only,
+                                         [&](const RibRoute& r, bool best) { routes.push_back(route_json(r, best)); });
+    return json{{"routes", std::move(routes)}, {"next", next ? json(next->str()) : json(nullptr)}};
 }
 
 json Control::route_get(const json& request) {

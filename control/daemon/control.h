@@ -33,6 +33,11 @@ struct SourceState {
 
 class Control {
 public:
+    // route.list's page size (control/PROTOCOL.md): a page's answer is
+    // built in memory and sent while the daemon waits, so it is bounded.
+    static constexpr std::size_t kRouteListDefaultLimit = 10'000;
+    static constexpr std::size_t kRouteListMaxLimit = 100'000;
+
     // Opens (or re-attaches to) the table, loads every source, then makes
     // the table equal their best routes, touching only what differs. A bad
     // static file or CLI state refuses to start: starting without them

@@ -3,8 +3,10 @@
 // source), recomputed from scratch after every operation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "control/core/rib.h"
 #include "control/core/static_file.h"
@@ -125,6 +127,139 @@ TEST(Rib, MatchesANaiveModelUnderRandomOperations) {
             ASSERT_EQ(best->spec.source, after->first);
             ASSERT_EQ(best->forwarding.node_ip, after->second);
         }
+    }
+}
+
+struct Seen {   // a route as for_each shows it
+    Prefix4 prefix;
+    Source source;
+    bool best;
+    friend bool operator==(const Seen&, const Seen&) = default;
+    friend std::ostream& operator<<(std::ostream& os, const Seen& s) {
+        return os << s.prefix.str() << '/' << source_name(s.source) << (s.best ? "*" : "");
+    }
+};
+
+// Pages against the naive model: a (prefix, source) map read in order.
+// Every page of every (after, limit, source) is what a greedy cut of the
+// sorted list gives, prefixes are never split, and following `next` from
+// the start lists exactly what for_each lists.
+TEST(Rib, PagesMatchANaiveModel) {
+    std::mt19937 rng(777);
+    const Preferences prefs = default_preferences();
+    Rib rib(prefs);
+    std::map<std::pair<Prefix4, Source>, Ipv4Addr> model;
+    const auto random_prefix = [&] {
+        const auto len = static_cast<std::uint8_t>(22 + rng() % 4);   // 22..25: nested and neighbouring
+        return Prefix4{(0x0af40000u | static_cast<Ipv4Addr>(rng() % 64) << 7) & prefix_mask(len), len};
+    };
+    // The model's routes after `after`, of `only`, grouped by prefix, each group by rank.
+    const auto model_groups = [&](std::optional<Prefix4> after, std::optional<Source> only) {
+        std::map<Prefix4, std::vector<Seen>> groups;
+        std::map<Prefix4, std::vector<Source>> all;
+        for (const auto& [key, via] : model)
+            all[key.first].push_back(key.second);
+        for (auto& [prefix, sources] : all) {
+            std::sort(sources.begin(), sources.end(), [&](Source a, Source b) {
+                return std::pair(prefs[static_cast<unsigned>(a)], a) < std::pair(prefs[static_cast<unsigned>(b)], b);
+            });
+            if (after && !(*after < prefix))
+                continue;
+            for (std::size_t i = 0; i < sources.size(); ++i)
+                if (!only || sources[i] == *only)
+                    groups[prefix].push_back({prefix, sources[i], i == 0});
+        }
+        return groups;
+    };
+    const auto page_of = [&](std::optional<Prefix4> after, std::size_t limit, std::optional<Source> only) {
+        std::vector<Seen> seen;
+        const auto next = rib.for_each_page(after, limit, only, [&](const RibRoute& r, bool best) {
+            seen.push_back({r.spec.prefix, r.spec.source, best});
+        });
+        return std::pair(seen, next);
+    };
+    for (int round = 0; round < 300; ++round) {
+        for (int op = 0; op < 20; ++op) {
+            const Prefix4 p = random_prefix();
+            const auto s = static_cast<Source>(rng() % kSourceCount);
+            bool unused = false;
+            if (rng() % 4 == 0) {
+                model.erase({p, s});
+                rib.erase(p, s, unused);
+            } else {
+                model[{p, s}] = 1;
+                rib.set(spec(p, s, 1), fwd(1));
+            }
+        }
+        const std::size_t limit = 1 + rng() % 9;
+        const std::optional<Source> only =
+            rng() % 3 == 0 ? std::optional(static_cast<Source>(rng() % kSourceCount)) : std::nullopt;
+        const std::optional<Prefix4> after = rng() % 4 == 0 ? std::nullopt : std::optional(random_prefix());
+
+        // One page from an arbitrary `after` (in the RIB or not): the greedy cut.
+        const auto groups = model_groups(after, only);
+        std::vector<Seen> want;
+        std::optional<Prefix4> want_next;
+        for (const auto& [prefix, routes] : groups) {
+            if (!want.empty() && want.size() + routes.size() > limit) {
+                want_next = want.back().prefix;
+                break;
+            }
+            want.insert(want.end(), routes.begin(), routes.end());
+        }
+        const auto [got, next] = page_of(after, limit, only);
+        ASSERT_EQ(got, want) << "round " << round;
+        ASSERT_EQ(next, want_next) << "round " << round;
+
+        // All pages from the start: for_each's list, no prefix on two pages.
+        std::vector<Seen> everything, paged;
+        rib.for_each([&](const RibRoute& r, bool best) {
+            if (!only || r.spec.source == *only)
+                everything.push_back({r.spec.prefix, r.spec.source, best});
+        });
+        std::optional<Prefix4> cursor;
+        for (int pages = 0;; ++pages) {
+            ASSERT_LT(pages, 1000) << "paging does not end";
+            const auto [page, more] = page_of(cursor, limit, only);
+            ASSERT_TRUE(page.size() <= limit || std::all_of(page.begin(), page.end(), [&](const Seen& x) {
+                            return x.prefix == page.front().prefix;
+                        }));
+            if (!paged.empty() && !page.empty()) {
+                ASSERT_LT(paged.back().prefix, page.front().prefix) << "a prefix split across pages";
+            }
+            paged.insert(paged.end(), page.begin(), page.end());
+            if (!more)
+                break;
+            ASSERT_FALSE(page.empty());
+            ASSERT_EQ(*more, page.back().prefix);
+            cursor = more;
+        }
+        ASSERT_EQ(paged, everything) << "round " << round;
+    }
+}
+
+// Many changes between two reads (the order is merged by the mutations
+// themselves then): adds, removes and re-adds of the same prefixes.
+TEST(Rib, OrderSurvivesBulkChangesBetweenReads) {
+    std::mt19937 rng(99);
+    Rib rib;
+    std::set<Prefix4> model;
+    for (int batch = 0; batch < 4; ++batch) {
+        for (int op = 0; op < 30000; ++op) {
+            const Prefix4 p{0x0a000000u | static_cast<Ipv4Addr>(rng() % 20000) << 8, 24};
+            bool unused = false;
+            if (rng() % 3 == 0) {
+                model.erase(p);
+                rib.erase(p, Source::kStatic, unused);
+            } else {
+                model.insert(p);
+                rib.set(spec(p, Source::kStatic, 1), fwd(1));
+            }
+        }
+        std::vector<Prefix4> listed;
+        rib.for_each([&](const RibRoute& r, bool) { listed.push_back(r.spec.prefix); });
+        ASSERT_EQ(listed, std::vector<Prefix4>(model.begin(), model.end())) << "batch " << batch;
+        ASSERT_EQ(rib.prefixes(), model.size());
     }
 }
 

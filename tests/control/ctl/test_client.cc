@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/ctl/client.h"
+#include "control/ctl/format.h"
 #include "control/ctl/run.h"
 #include "tests/control/ctl/run_captured.h"
 
@@ -51,23 +52,31 @@ int bound_socket(const std::string& path, bool listening = true) {
     return fd;
 }
 
-// Accepts one connection, reads one line, answers with `reply` (unless
-// empty: then it closes, or with `silent` says nothing until destroyed).
+// Accepts one connection; for each reply reads one line and answers it
+// (an empty reply closes instead, or with `silent` it says nothing until
+// destroyed).
 class FakeDaemon {
 public:
     FakeDaemon(const std::string& path, std::string reply, bool silent = false)
+        : FakeDaemon(path, std::vector<std::string>{std::move(reply)}, silent) {}
+    FakeDaemon(const std::string& path, std::vector<std::string> replies, bool silent = false)
         : listener_(bound_socket(path)) {
-        thread_ = std::thread([this, reply = std::move(reply), silent] {
+        thread_ = std::thread([this, replies = std::move(replies), silent] {
             const int connection = accept(listener_, nullptr, nullptr);
             if (connection < 0)
                 return;
-            char c;
-            while (read(connection, &c, 1) == 1 && c != '\n')
-                received_ += c;
-            if (silent)
-                (void)read(connection, &c, 1);   // until the client gives up
-            else if (!reply.empty())
+            for (const std::string& reply : replies) {
+                std::string line;
+                char c;
+                while (read(connection, &c, 1) == 1 && c != '\n')
+                    line += c;
+                received_.push_back(std::move(line));
+                if (silent)
+                    (void)read(connection, &c, 1);   // until the client gives up
+                if (silent || reply.empty())
+                    break;
                 (void)write(connection, reply.data(), reply.size());
+            }
             close(connection);
         });
     }
@@ -77,14 +86,16 @@ public:
             thread_.join();
         close(listener_);
     }
-    json received() {
+    json received() { return json::parse(received_all().at(0)); }
+    // Every line received, once the exchange is over.
+    const std::vector<std::string>& received_all() {
         thread_.join();
-        return json::parse(received_);
+        return received_;
     }
 
 private:
     int listener_;
-    std::string received_;
+    std::vector<std::string> received_;
     std::thread thread_;
 };
 
@@ -121,6 +132,79 @@ TEST(Client, JsonIsTheResultWithoutOk) {
     EXPECT_EQ(outcome.status, kExitOk) << outcome.err;
     EXPECT_EQ(json::parse(outcome.out), (json{{"routes", {kRoute}}}));
     EXPECT_EQ(outcome.out.find('\n'), outcome.out.size() - 1);   // one line
+}
+
+json route_at(const char* prefix, const char* source = "cli") {
+    json route = kRoute;
+    route["prefix"] = prefix;
+    route["source"] = source;
+    return route;
+}
+
+std::string page(std::vector<json> routes, json next) {
+    return json{{"ok", true}, {"routes", std::move(routes)}, {"next", std::move(next)}}.dump() + "\n";
+}
+
+// Three pages on one connection, each asked for after the previous one's
+// `next`, shown as the one table (or the one JSON object) of all of them.
+TEST(Client, RouteListFetchesEveryPage) {
+    const std::vector<std::string> replies = {
+        page({route_at("10.1.0.0/16"), route_at("10.1.0.0/16", "kernel")}, "10.1.0.0/16"),
+        page({route_at("10.2.0.0/16")}, "10.2.0.0/16"),
+        page({route_at("10.244.100.0/24")}, nullptr),
+    };
+    const json all = json{{"routes", {route_at("10.1.0.0/16"), route_at("10.1.0.0/16", "kernel"),
+                                      route_at("10.2.0.0/16"), route_at("10.244.100.0/24")}}};
+    for (const bool as_json : {false, true}) {
+        TempDir dir;
+        FakeDaemon daemon(dir.file("d.sock"), replies);
+        std::vector<std::string> args = {"route", "list", "--source", "cli"};
+        if (as_json)
+            args.push_back("--json");
+        const Outcome outcome = run_with(dir.file("d.sock"), args);
+        const auto& received = daemon.received_all();
+        ASSERT_EQ(received.size(), 3u);
+        EXPECT_EQ(json::parse(received[0]), (json{{"op", "route.list"}, {"source", "cli"}}));
+        EXPECT_EQ(json::parse(received[1]), (json{{"op", "route.list"}, {"source", "cli"}, {"after", "10.1.0.0/16"}}));
+        EXPECT_EQ(json::parse(received[2]), (json{{"op", "route.list"}, {"source", "cli"}, {"after", "10.2.0.0/16"}}));
+        EXPECT_EQ(outcome.status, kExitOk) << outcome.err;
+        if (as_json) {
+            EXPECT_EQ(outcome.out, all.dump() + "\n") << "one object, no 'next'";
+        } else {
+            EXPECT_EQ(outcome.out, format_result(View::kRouteList, all)) << "one table, aligned over every page";
+            EXPECT_NE(outcome.out.find("10.244.100.0/24  cli"), std::string::npos) << outcome.out;
+        }
+    }
+}
+
+TEST(Client, RouteListFailingOnALaterPagePrintsNothing) {
+    TempDir dir;
+    FakeDaemon daemon(dir.file("d.sock"),
+                      std::vector<std::string>{page({route_at("10.1.0.0/16")}, "10.1.0.0/16"),
+                                               R"({"ok": false, "code": "busy", "error": "try again"})"
+                                               "\n"});
+    const Outcome outcome = run_with(dir.file("d.sock"), {"route", "list"});
+    EXPECT_EQ(outcome.status, kExitFailed);
+    EXPECT_EQ(outcome.err, "podfwdctl: try again\n");
+    EXPECT_EQ(outcome.out, "");
+}
+
+// A `next` that is not a prefix, or does not move on, would loop forever.
+TEST(Client, RouteListRefusesANextThatDoesNotMoveOn) {
+    const std::vector<std::vector<std::string>> cases = {
+        {page({route_at("10.1.0.0/16")}, 7)},
+        {page({route_at("10.1.0.0/16")}, "10.1.0.1/16")},
+        {page({route_at("10.2.0.0/16")}, "10.2.0.0/16"), page({route_at("10.2.0.0/16")}, "10.2.0.0/16")},
+        {page({route_at("10.2.0.0/16")}, "10.2.0.0/16"), page({}, "10.1.0.0/16")},
+    };
+    for (const auto& replies : cases) {
+        TempDir dir;
+        FakeDaemon daemon(dir.file("d.sock"), replies);
+        const Outcome outcome = run_with(dir.file("d.sock"), {"route", "list"});
+        EXPECT_EQ(outcome.status, kExitFailed) << replies.back();
+        EXPECT_NE(outcome.err.find("sent a malformed response: 'next' is "), std::string::npos) << outcome.err;
+        EXPECT_EQ(outcome.out, "");
+    }
 }
 
 TEST(Client, DaemonErrorIsOneLineAndExitOne) {

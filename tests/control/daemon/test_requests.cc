@@ -38,6 +38,16 @@ protected:
         (void)lpm::TableWriter::unlink(options_.table);
         std::filesystem::remove_all(dir_);
     }
+    // Restarted with a static routes file (dir_/routes.conf) of `text`.
+    void restart_with_static(const std::string& text) {
+        const auto path = dir_ / "routes.conf";
+        { std::ofstream(path) << text; }
+        control_.reset();
+        options_.static_routes = path.string();
+        auto c = Control::start(options_);
+        ASSERT_TRUE(c) << c.error().message;
+        control_ = std::move(*c);
+    }
     json ask(std::string_view line) {
         const std::string answer = control_->handle_line(line);
         EXPECT_EQ(answer.find('\n'), std::string::npos) << "one line per answer";
@@ -73,6 +83,16 @@ TEST_F(Requests, BadRequestsAreRefusedWithACode) {
         {R"({"op": "route.del", "prefix": "10.244.77.0/24"})", "not_found"},
         {R"({"op": "route.list", "source": "ospf"})", "invalid_argument"},
         {R"({"op": "route.list", "source": 3})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": 0})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": -1})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": 100001})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": 18446744073709551615})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": "10"})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": 1.5})", "invalid_argument"},
+        {R"({"op": "route.list", "limit": true})", "invalid_argument"},
+        {R"({"op": "route.list", "after": 7})", "invalid_argument"},
+        {R"({"op": "route.list", "after": "10.244.1.1/24"})", "invalid_argument"},
+        {R"({"op": "route.list", "after": "10.244.1"})", "invalid_argument"},
         {R"({"op": "route.get", "ip": "10.244.1"})", "invalid_argument"},
         {R"({"op": "neigh.add", "ip": "10.168.0.3", "mac": "ff:ff:ff:ff:ff:ff"})", "invalid_argument"},
         {R"({"op": "neigh.del", "ip": "10.168.0.3"})", "not_found"},
@@ -92,6 +112,7 @@ TEST_F(Requests, MutatedRequestsNeverCrashOrLoseRoutes) {
         R"({"op":"route.get","ip":"10.244.1.1"})",
         R"({"op":"neigh.add","ip":"10.168.0.3","mac":"02:00:00:00:00:03"})",
         R"({"op":"route.list","source":"cli"})",
+        R"({"op":"route.list","limit":2,"after":"10.244.0.0/24"})",
     };
     std::mt19937 rng(7);
     const std::string alphabet = "{}[]\":,0123456789./abcdefghijklmnopqrstuvwxyz-_ \\\xff\x00";
@@ -113,6 +134,77 @@ TEST_F(Requests, MutatedRequestsNeverCrashOrLoseRoutes) {
     ASSERT_TRUE(get["route"].is_object());
     EXPECT_EQ(get["route"]["prefix"], "10.244.1.0/24");
     EXPECT_EQ(get["table_nexthop"], get["route"]["nexthop_id"]);
+}
+
+// 25 routes: the local pod CIDR 10.244.0.0/24, CLI routes 10.244.1-23.0/24,
+// and a static route for 10.244.9.0/24 too (a prefix of two routes).
+TEST_F(Requests, RouteListPages) {
+    ASSERT_NO_FATAL_FAILURE(restart_with_static("route 10.244.9.0/24 via 10.168.0.4\n"));
+    for (int i = 1; i <= 23; ++i) {
+        const std::string prefix = "10.244." + std::to_string(i) + ".0/24";
+        ASSERT_EQ(ask(R"({"op":"route.add","via":"10.168.0.3","prefix":")" + prefix + "\"}")["ok"], true) << prefix;
+    }
+    const json whole = ask(R"({"op":"route.list"})");
+    ASSERT_EQ(whole["routes"].size(), 25u) << whole.dump();
+    EXPECT_TRUE(whole["next"].is_null()) << "all of it fits the default page";
+
+    const auto list = [&](json request) {
+        request["op"] = "route.list";
+        return ask(request.dump());
+    };
+    // Follows `next` from the start; the routes of every page, in order.
+    const auto pages = [&](json request) {
+        std::vector<json> got;
+        for (json page = list(request);; page = list(request)) {
+            EXPECT_EQ(page["ok"], true) << page.dump();
+            got.push_back(page["routes"]);
+            if (page["next"].is_null() || got.size() > 30)
+                break;
+            EXPECT_EQ(page["next"], page["routes"].back()["prefix"]) << "next is the page's last prefix";
+            request["after"] = page["next"];
+        }
+        return got;
+    };
+    const std::vector<json> by10 = pages({{"limit", 10}});
+    ASSERT_EQ(by10.size(), 3u);
+    // 10.244.9.0/24's two routes would make the first page 11: they open the second.
+    EXPECT_EQ(by10[0].size(), 9u);
+    EXPECT_EQ(by10[1].size(), 10u);
+    EXPECT_EQ(by10[2].size(), 6u);
+    EXPECT_EQ(by10[1][0]["prefix"], "10.244.9.0/24");
+    EXPECT_EQ(by10[1][1]["prefix"], "10.244.9.0/24");
+    json joined = json::array();
+    for (const json& page : by10)
+        joined.insert(joined.end(), page.begin(), page.end());
+    EXPECT_EQ(joined, whole["routes"]) << "the pages are the whole list";
+
+    // A prefix smaller than every route's still lists one route: it is never split.
+    EXPECT_EQ(pages({{"limit", 1}}).size(), 24u);
+    EXPECT_EQ(list({{"limit", 1}, {"after", "10.244.8.0/24"}})["routes"].size(), 2u);
+
+    // `after` need not be in the RIB: the routes of the prefixes past it.
+    const json past9 = list({{"limit", 3}, {"after", "10.244.9.0/25"}});   // /24 < /25 at the same address
+    ASSERT_EQ(past9["routes"].size(), 3u) << past9.dump();
+    EXPECT_EQ(past9["routes"][0]["prefix"], "10.244.10.0/24");
+    EXPECT_EQ(past9["next"], "10.244.12.0/24");
+    const json nested = list({{"after", "10.244.8.0/23"}});
+    ASSERT_FALSE(nested["routes"].empty());
+    EXPECT_EQ(nested["routes"][0]["prefix"], "10.244.8.0/24");
+    EXPECT_EQ(list({{"after", "0.0.0.0/0"}})["routes"], whole["routes"]);
+    const json beyond = list({{"after", "255.255.255.255/32"}});
+    EXPECT_EQ(beyond["routes"], json::array());
+    EXPECT_TRUE(beyond["next"].is_null());
+    EXPECT_TRUE(list({{"limit", 25}})["next"].is_null()) << "exactly the rest: no next";
+    EXPECT_EQ(list({{"limit", 24}})["next"], "10.244.22.0/24");
+
+    // With a source, the limit counts that source's routes.
+    const std::vector<json> cli = pages({{"limit", 10}, {"source", "cli"}});
+    ASSERT_EQ(cli.size(), 3u);
+    EXPECT_EQ(cli[0].size(), 10u);
+    EXPECT_EQ(cli[2].size(), 3u);
+    const json statics = list({{"limit", 10}, {"source", "static"}});
+    EXPECT_EQ(statics["routes"].size(), 1u);
+    EXPECT_TRUE(statics["next"].is_null());
 }
 
 TEST_F(Requests, CliRoutesSurviveARestart) {
@@ -184,13 +276,8 @@ TEST_F(Requests, ASavedRouteTheConfigCannotResolveIsKeptForLater) {
 }
 
 TEST_F(Requests, TextThatIsNotUtf8IsReplacedNotFatal) {
+    ASSERT_NO_FATAL_FAILURE(restart_with_static("route 10.244.1.0/24 via 10.168.0.3\n"));
     const auto path = dir_ / "routes.conf";
-    { std::ofstream(path) << "route 10.244.1.0/24 via 10.168.0.3\n"; }
-    control_.reset();
-    options_.static_routes = path.string();
-    auto c = Control::start(options_);
-    ASSERT_TRUE(c) << c.error().message;
-    control_ = std::move(*c);
     { std::ofstream(path) << "rout\xe9 10.244.1.0/24 via 10.168.0.3\n"; }
     control_->reload_static();
     const json sources = ask(R"({"op":"sources"})");
