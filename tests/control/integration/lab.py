@@ -178,7 +178,14 @@ class Lab:
         return json.loads(out)
 
     def routes(self):
-        return {(r["prefix"], r["source"]): r for r in self.request({"op": "route.list"})["routes"]}
+        """Every route in the RIB, following route.list's pages."""
+        routes, after = {}, None
+        while True:
+            page = self.request({"op": "route.list", "after": after})
+            routes.update({(r["prefix"], r["source"]): r for r in page["routes"]})
+            after = page.get("next")
+            if after is None:
+                return routes
 
     # ---- packets ----
 
