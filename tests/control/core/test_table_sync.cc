@@ -24,11 +24,20 @@ protected:
         writer_.reset();
         (void)lpm::TableWriter::unlink(name_);
     }
-    void open() {
-        auto w = lpm::TableWriter::open(name_, options());
+    void open(const lpm::TableWriter::Options& o = options()) {
+        auto w = lpm::TableWriter::open(name_, o);
         ASSERT_TRUE(w) << w.error().message;
         writer_.emplace(std::move(*w));
         sync_.emplace(*writer_, neighbours_);
+    }
+    // Replaces the fixture's table with a fresh one of this capacity.
+    void recreate(const lpm::Capacity& capacity) {
+        sync_.reset();
+        writer_.reset();
+        (void)lpm::TableWriter::unlink(name_);
+        lpm::TableWriter::Options o = options();
+        o.capacity = capacity;
+        open(o);
     }
     static lpm::TableWriter::Options options() {
         lpm::TableWriter::Options o;
@@ -147,15 +156,9 @@ TEST_F(TableSyncTest, ARestartedWriterKeepsEveryUnchangedRoute) {
 }
 
 TEST_F(TableSyncTest, AFullTableRefusesAndKeepsWhatItHad) {
-    lpm::TableWriter::Options tiny = options();
-    sync_.reset();
-    writer_.reset();
-    (void)lpm::TableWriter::unlink(name_);
-    tiny.capacity.max_routes = 4;
-    auto w = lpm::TableWriter::open(name_, tiny);
-    ASSERT_TRUE(w);
-    writer_.emplace(std::move(*w));
-    sync_.emplace(*writer_, neighbours_);
+    lpm::Capacity tiny = options().capacity;
+    tiny.max_routes = 4;
+    recreate(tiny);
     const char* prefixes[] = {"10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24", "10.244.4.0/24"};
     for (const char* p : prefixes)
         set(p, "10.168.0.3");
@@ -173,15 +176,9 @@ TEST_F(TableSyncTest, AFullTableRefusesAndKeepsWhatItHad) {
 }
 
 TEST_F(TableSyncTest, ABestTheTableCannotTakeIsWithdrawnThenRetried) {
-    lpm::TableWriter::Options tiny = options();
-    sync_.reset();
-    writer_.reset();
-    (void)lpm::TableWriter::unlink(name_);
-    tiny.capacity.max_nexthops = 2;
-    auto w = lpm::TableWriter::open(name_, tiny);
-    ASSERT_TRUE(w);
-    writer_.emplace(std::move(*w));
-    sync_.emplace(*writer_, neighbours_);
+    lpm::Capacity tiny = options().capacity;
+    tiny.max_nexthops = 2;
+    recreate(tiny);
     set("10.244.1.0/24", "10.168.0.3");
     set("10.244.2.0/24", "10.168.0.4");
     ASSERT_TRUE(sync_->commit());
