@@ -1,7 +1,7 @@
 #include "control/daemon/server.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,9 +9,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 namespace podfwd::control {
 
@@ -29,9 +31,13 @@ bool someone_listens(const sockaddr_un& addr) {
     return alive;
 }
 
+constexpr std::string_view kLineTooLong =
+    R"({"ok":false,"code":"invalid_argument","error":"request line longer than 64 KiB"})" "\n";
+
 }  // namespace
 
-Result<std::unique_ptr<Server>> Server::listen(const std::string& path, EventLoop& loop, Handler handler) {
+Result<std::unique_ptr<Server>> Server::listen(const std::string& path, EventLoop& loop, Handler handler,
+                                               std::chrono::milliseconds idle_timeout) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
@@ -62,17 +68,26 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& path, EventLoo
         ::close(fd);
         return error;
     }
-    auto server = std::make_unique<Server>(Key{}, path, fd, loop, std::move(handler));
+    auto server = std::make_unique<Server>(Key{}, path, fd, loop, std::move(handler), idle_timeout);
     if (auto s = loop.watch(fd, [s = server.get()] { s->accept_clients(); }); !s)
         return s.error();
+    // One timer for all clients: a client goes between idle_timeout and a
+    // quarter of it (at most a second) later.
+    using std::chrono::milliseconds;
+    const milliseconds scan = std::clamp(idle_timeout / 4, milliseconds(10), milliseconds(1000));
+    auto timer = loop.add_timer(scan, scan, [s = server.get()] { s->close_idle_clients(); });
+    if (!timer)
+        return timer.error();
+    server->idle_timer_ = *timer;
     return server;
 }
 
-Server::Server(Key, std::string path, int fd, EventLoop& loop, Handler handler)
-    : path_(std::move(path)), listen_fd_(fd), loop_(loop), handler_(std::move(handler)) {}
+Server::Server(Key, std::string path, int fd, EventLoop& loop, Handler handler, std::chrono::milliseconds idle_timeout)
+    : path_(std::move(path)), listen_fd_(fd), loop_(loop), handler_(std::move(handler)), idle_timeout_(idle_timeout) {}
 
 Server::~Server() {
-    for (auto& [fd, buffer] : pending_) {
+    loop_.cancel(idle_timer_);
+    for (const auto& [fd, client] : clients_) {
         loop_.unwatch(fd);
         ::close(fd);
     }
@@ -97,85 +112,181 @@ void Server::accept_clients() {
             ::close(fd);
             continue;
         }
-        if (pending_.size() >= kMaxClients) {
+        if (clients_.size() >= kMaxClients) {
             spdlog::warn("control socket: {} clients already connected; refusing another", kMaxClients);
             ::close(fd);
             continue;
         }
-        pending_.emplace(fd, std::string{});
-        if (!loop_.watch(fd, [this, fd] { read_client(fd); })) {
-            pending_.erase(fd);
+        Client& client = clients_[fd];
+        client.events = EPOLLIN;
+        client.last_progress = Clock::now();
+        if (!loop_.watch_io(fd, client.events, [this, fd](std::uint32_t events) { on_client(fd, events); })) {
+            clients_.erase(fd);
             ::close(fd);
         }
     }
 }
 
-void Server::read_client(int fd) {
+// Reads, answers, writes as far as the socket lets, then decides what to
+// wait for: input while the output is within its bound, writability while
+// output is pending.
+void Server::on_client(int fd, std::uint32_t events) {
+    const auto it = clients_.find(fd);
+    if (it == clients_.end())
+        return;
+    Client& client = it->second;
+    if ((events & EPOLLIN) && client.wants_input() && !receive(fd, client))
+        return close_client(fd);
+    // Answering stops at the output bound; when the socket took all of it,
+    // the requests that waited are answered now (no event would come for them).
+    do {
+        answer_lines(client);
+        if (!flush(fd, client))
+            return close_client(fd);
+    } while (!client.closing && client.pending_output() == 0 && client.in.find('\n') != std::string::npos);
+
+    if (client.closing && client.pending_output() == 0) {   // its last answer is written
+        discard_input(fd);
+        return close_client(fd);
+    }
+    if ((events & (EPOLLHUP | EPOLLERR)) && !client.wants_input())
+        return close_client(fd);   // the peer is gone: nobody reads what is left
+    const std::uint32_t wanted = (client.wants_input() ? EPOLLIN : 0u) | (client.pending_output() > 0 ? EPOLLOUT : 0u);
+    if (wanted != client.events) {
+        if (!loop_.modify(fd, wanted))
+            return close_client(fd);
+        client.events = wanted;
+    }
+}
+
+// One read per wake (level-triggered: more comes next time), so that one
+// busy client does not keep the others waiting. False: the connection broke.
+bool Server::receive(int fd, Client& client) {
     char buf[16384];
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    std::string& pending = pending_[fd];
-    const bool closed = n <= 0;
-    if (!closed)
-        pending.append(buf, static_cast<std::size_t>(n));
-    std::size_t start = 0;
-    for (std::size_t eol; (eol = pending.find('\n', start)) != std::string::npos; start = eol + 1)
-        if (!answer(fd, std::string_view(pending).substr(start, eol - start))) {
-            close_client(fd);
-            return;
-        }
-    pending.erase(0, start);
-    // A last request without its newline still gets its answer.
-    if (closed && !pending.empty())
-        (void)answer(fd, pending);
-    if (closed || pending.size() > kMaxLine)
-        close_client(fd);
-}
-
-// One request line, one response line; false when the client must go (its
-// line was too long, or it does not read).
-bool Server::answer(int fd, std::string_view request) {
-    if (request.size() > kMaxLine) {
-        send_all(fd, R"({"ok":false,"code":"invalid_argument","error":"request line longer than 64 KiB"})" "\n");
-        return false;
-    }
-    std::string response;
-    try {
-        response = handler_(request);
-    } catch (const std::exception& e) {   // out of memory building a huge answer, say
-        spdlog::error("control socket: request failed: {}", e.what());
-        response = R"({"ok":false,"code":"system","error":"the daemon could not answer this request"})";
-    }
-    response += '\n';
-    return send_all(fd, response);
-}
-
-// Responses are small and clients read them at once; a client that does not
-// read within a second is dropped rather than allowed to stall the daemon.
-bool Server::send_all(int fd, const std::string& data) {
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            pollfd p{fd, POLLOUT, 0};
-            if (::poll(&p, 1, 1000) > 0)
-                continue;
-        }
+    if (n > 0) {
+        client.in.append(buf, static_cast<std::size_t>(n));
+        client.last_progress = Clock::now();
+    } else if (n == 0) {
+        client.eof = true;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         return false;
     }
     return true;
 }
 
+// A Unix socket closed with unread data resets its peer: the client would
+// read ECONNRESET after our last answer rather than EOF. So what it sent
+// after a refused line is read and dropped first (what is there now, up to
+// 1 MiB).
+void Server::discard_input(int fd) {
+    char buf[16384];
+    for (int i = 0; i < 64; ++i)
+        if (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+            return;
+}
+
+// Answers the whole lines received, in order, while the output is within its
+// bound; then what is left: the start of a line already too long to accept,
+// or a last request the client ended with EOF rather than '\n'.
+void Server::answer_lines(Client& client) {
+    std::size_t start = 0;
+    while (!client.closing && client.pending_output() <= kMaxPendingOutput) {
+        const std::size_t eol = client.in.find('\n', start);
+        if (eol == std::string::npos) {
+            const std::size_t rest = client.in.size() - start;
+            if (rest > kMaxLine) {
+                refuse_long_line(client);
+            } else if (client.eof) {
+                if (rest > 0)
+                    answer(client, std::string_view(client.in).substr(start));
+                client.closing = true;
+            }
+            break;
+        }
+        if (eol - start > kMaxLine)
+            refuse_long_line(client);
+        else
+            answer(client, std::string_view(client.in).substr(start, eol - start));
+        start = eol + 1;
+    }
+    if (client.closing)
+        client.in.clear();
+    else
+        client.in.erase(0, start);
+}
+
+void Server::answer(Client& client, std::string_view request) {
+    try {
+        client.out += handler_(request);
+    } catch (const std::exception& e) {   // out of memory building a huge answer, say
+        spdlog::error("control socket: request failed: {}", e.what());
+        client.out += R"({"ok":false,"code":"system","error":"the daemon could not answer this request"})";
+    }
+    client.out += '\n';
+}
+
+// Where such a line ends cannot be known without reading it whole: the
+// client gets the reason, and the connection closes once that is written.
+void Server::refuse_long_line(Client& client) {
+    client.out += kLineTooLong;
+    client.closing = true;
+}
+
+// Writes what the socket takes now. False: the client is gone.
+bool Server::flush(int fd, Client& client) {
+    while (client.sent < client.out.size()) {
+        const ssize_t n = ::send(fd, client.out.data() + client.sent, client.out.size() - client.sent,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            client.sent += static_cast<std::size_t>(n);
+            client.last_progress = Clock::now();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return false;
+    }
+    // Written bytes are dropped once they are half the buffer, so a partial
+    // write does not move the rest every time; a big answer's memory is not
+    // kept for the rest of the connection.
+    if (client.sent == client.out.size()) {
+        if (client.out.capacity() > kMaxLine)
+            std::string().swap(client.out);
+        client.out.clear();
+        client.sent = 0;
+    } else if (client.sent > client.out.size() / 2) {
+        client.out.erase(0, client.sent);
+        client.sent = 0;
+    }
+    return true;
+}
+
+// A client that has sent nothing and had nothing written for idle_timeout_
+// goes: one that is merely idle, and one that stopped reading its answers
+// (its requests wait unread once its output passes the bound, so it cannot
+// look busy by sending).
+void Server::close_idle_clients() {
+    const auto now = Clock::now();
+    std::vector<int> idle;
+    for (const auto& [fd, client] : clients_)
+        if (now - client.last_progress >= idle_timeout_)
+            idle.push_back(fd);
+    for (const int fd : idle) {
+        if (const std::size_t pending = clients_.at(fd).pending_output(); pending > 0)
+            spdlog::warn("control socket: closing a client that read nothing for {} ms ({} bytes of answers unread)",
+                         idle_timeout_.count(), pending);
+        else
+            spdlog::debug("control socket: closing a client idle for {} ms", idle_timeout_.count());
+        close_client(fd);
+    }
+}
+
 void Server::close_client(int fd) {
     loop_.unwatch(fd);
-    pending_.erase(fd);
+    clients_.erase(fd);
     ::close(fd);
 }
 
