@@ -118,11 +118,11 @@ std::string neighbour_list(const json& result) {
 
 std::string sources(const json& result) {
     TextTable table({{"NAME"}, {"ENABLED"}, {"STATE"}, {"ROUTES", Align::kRight}, {"BEST", Align::kRight},
-                     {"REFUSED", Align::kRight}, {"CHANGES", Align::kRight}, {"LAST-ERROR"}});
+                     {"REFUSED", Align::kRight}, {"CHANGES", Align::kRight}, {"DETAIL"}, {"LAST-ERROR"}});
     for (const json& source : list(result, "sources"))
         table.add_row({field_text(source, "name"), field_text(source, "enabled"), field_text(source, "state"),
                        field_text(source, "routes"), field_text(source, "best"), field_text(source, "refused"),
-                       field_text(source, "changes"), field_text(source, "last_error")});
+                       field_text(source, "changes"), field_text(source, "detail"), field_text(source, "last_error")});
     return render_or(table, "no sources");
 }
 

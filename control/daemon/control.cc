@@ -8,6 +8,16 @@
 
 namespace podfwd::control {
 
+const char* phase_name(SourcePhase p) noexcept {
+    switch (p) {
+    case SourcePhase::kDown: return "down";
+    case SourcePhase::kSyncing: return "syncing";
+    case SourcePhase::kUp: return "up";
+    case SourcePhase::kError: return "error";
+    }
+    return "?";
+}
+
 Control::Control(const DaemonOptions& options, lpm::TableWriter writer)
     : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_) {}
 
@@ -27,12 +37,13 @@ Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
     auto control = std::make_unique<Control>(options, std::move(*writer));
     Control& c = *control;
 
-    c.state(Source::kLocal) = SourceState{true, "up", 0, std::nullopt, 0};
+    c.state(Source::kLocal) = SourceState{true, SourcePhase::kUp, "--pod-cidr", 0, std::nullopt, 0};
     for (const Prefix4& cidr : options.node.pod_cidrs) {
         const RouteSpec local{cidr, Source::kLocal, 0, ModeRequest::kLocal, 0, std::nullopt};
         c.rib_.set(local, Forwarding{lpm::ForwardMode::kLocal});
     }
-    for (auto load : {&Control::load_static_at_start, &Control::load_cli_state, &Control::load_kernel})
+    for (auto load : {&Control::load_static_at_start, &Control::load_cli_state, &Control::load_kernel,
+                      &Control::start_etcd})
         if (auto s = (c.*load)(); !s)
             return std::move(s).error();
 
@@ -103,7 +114,7 @@ Status Control::load_static(bool at_start) {
         if (at_start)
             return Error{Errc::kInvalidArgument, message};
         refuse(Source::kStatic, message + " (the routes already loaded are kept)");
-        st.state = "error";
+        st.phase = SourcePhase::kError;
         return ok();
     };
     auto config = load_static_file(options_.static_routes);
@@ -122,7 +133,8 @@ Status Control::load_static(bool at_start) {
     (void)push(changed);
     if (reconciled_)
         (void)commit();
-    st.state = "up";
+    st.phase = SourcePhase::kUp;
+    st.detail = options_.static_routes;
     st.last_error.reset();
     st.changes += changed.size();
     spdlog::info("static: {} routes, {} neighbours from {}; {} prefixes changed", routes.size(),
@@ -144,7 +156,7 @@ void Control::reload_static() {
 
 Status Control::load_cli_state() {
     SourceState& st = state(Source::kCli);
-    st = SourceState{true, "up", 0, std::nullopt, 0};
+    st = SourceState{true, SourcePhase::kUp, options_.cli_state_path(), 0, std::nullopt, 0};
     auto saved = control::load_cli_state(options_.cli_state_path());
     if (!saved && saved.error().code == Errc::kNotFound) {
         spdlog::error("cli: {}; starting without the CLI's routes", saved.error().message);
@@ -174,117 +186,11 @@ Status Control::load_cli_state() {
     return ok();
 }
 
-// ---- kernel ----
-
-Status Control::load_kernel() {
-    if (!options_.kernel)
-        return ok();
-    auto kernel = KernelSource::open(*options_.kernel);
-    if (!kernel)
-        return Error{kernel.error().code, "kernel routes: " + kernel.error().message};
-    kernel_.emplace(std::move(*kernel));
-    auto snapshot = kernel_->dump();
-    if (!snapshot)
-        return Error{snapshot.error().code, "kernel routes: " + snapshot.error().message};
-    state(Source::kKernel) = SourceState{true, "up", 0, std::nullopt, 0};
-    apply_kernel_snapshot(*snapshot);
-    return ok();
-}
-
-void Control::apply_kernel_snapshot(const KernelSnapshot& snapshot) {
-    std::vector<ResolvedRoute> routes;
-    for (const KernelRoute& k : snapshot.routes) {
-        const RouteSpec spec{k.prefix, Source::kKernel, k.gateway, ModeRequest::kDefault, 0, std::nullopt};
-        auto forwarding = resolve(options_.node, spec);
-        if (!forwarding) {
-            refuse(Source::kKernel, forwarding.error().message);
-            continue;
-        }
-        routes.push_back({spec, *forwarding});
-    }
-    std::vector<Neighbour> neighbours;
-    for (const KernelNeighbour& n : snapshot.neighbours)
-        neighbours.push_back({n.ip, n.mac, Source::kKernel});
-    (void)push_neighbours(neighbours_.replace_source(Source::kKernel, neighbours));
-    const auto changed = rib_.replace_source(Source::kKernel, routes);
-    (void)push(changed);
-    state(Source::kKernel).changes += changed.size();
-}
-
-void Control::withdraw(const Prefix4& prefix, Source source) {
-    bool best_changed = false;
-    if (rib_.erase(prefix, source, best_changed)) {
-        ++state(source).changes;
-        if (best_changed)
-            (void)push(prefix);
-    }
-}
-
-void Control::apply_kernel_route(const KernelRoute& k) {
-    const RouteSpec spec{k.prefix, Source::kKernel, k.gateway, ModeRequest::kDefault, 0, std::nullopt};
-    auto forwarding = resolve(options_.node, spec);
-    if (!forwarding) {
-        // The kernel's route replaced one we could honour: ours is stale now.
-        refuse(Source::kKernel, forwarding.error().message);
-        withdraw(k.prefix, Source::kKernel);
-        return;
-    }
-    ++state(Source::kKernel).changes;
-    if (rib_.set(spec, *forwarding))
-        (void)push(k.prefix);
-}
-
-void Control::on_kernel_readable() {
-    auto events = kernel_->drain();
-    if (!events) {
-        SourceState& st = state(Source::kKernel);
-        st.state = "error";
-        st.last_error = events.error().message;
-        spdlog::error("kernel: {}; resynchronising from a full dump", events.error().message);
-        kernel_resync_ = true;
-        resync_kernel();
-        return;
-    }
-    for (const KernelEvent& event : *events) {
-        if (const auto* added = std::get_if<RouteAdded>(&event)) {
-            apply_kernel_route(added->route);
-        } else if (const auto* removed = std::get_if<RouteRemoved>(&event)) {
-            withdraw(removed->prefix, Source::kKernel);
-        } else if (const auto* up = std::get_if<NeighbourUp>(&event)) {
-            if (neighbours_.set({up->neighbour.ip, up->neighbour.mac, Source::kKernel}))
-                (void)push_neighbours(std::span(&up->neighbour.ip, 1));
-        } else if (const auto* down = std::get_if<NeighbourDown>(&event)) {
-            if (neighbours_.erase(down->ip, Source::kKernel))
-                (void)push_neighbours(std::span(&down->ip, 1));
-        } else if (const auto* resync = std::get_if<Resynced>(&event)) {
-            spdlog::info("kernel: resynchronised from a full dump (a link or address changed, or notifications were lost)");
-            apply_kernel_snapshot(resync->snapshot);
-        }
-    }
-    state(Source::kKernel).state = kernel_resync_ ? "syncing" : "up";
-    (void)commit();
-}
-
-// After a netlink error the notifications can no longer be trusted: the
-// whole state is read again, now and on every tick until it succeeds.
-void Control::resync_kernel() {
-    if (!kernel_ || !kernel_resync_)
-        return;
-    auto snapshot = kernel_->dump();
-    if (!snapshot) {
-        state(Source::kKernel).last_error = snapshot.error().message;
-        return;
-    }
-    kernel_resync_ = false;
-    apply_kernel_snapshot(*snapshot);
-    state(Source::kKernel).state = kernel_resync_ ? "syncing" : "up";
-    (void)commit();
-}
-
 void Control::tick() {
     flush_cli_state();
     sync_.collect();
     resync_kernel();
+    refresh_etcd_state();
     // Room may have been made (routes withdrawn, records reclaimed).
     bool staged = sync_.retry_refused(rib_) != 0;
     if (!pending_neighbours_.empty()) {

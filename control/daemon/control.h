@@ -6,10 +6,12 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,17 +20,34 @@
 #include "control/core/table_sync.h"
 #include "control/daemon/json_codec.h"
 #include "control/daemon/options.h"
+#include "control/etcd/etcd_source.h"
 #include "control/kernel/kernel_source.h"
 #include "lpm/writer.h"
 
 namespace podfwd::control {
 
+// Where a source stands, for `podfwdctl sources`.
+enum class SourcePhase : std::uint8_t {
+    kDown,      // not configured
+    kSyncing,   // reading its first (or a new) full state
+    kUp,        // following changes
+    kError,     // cannot reach or read it; what it stated before stays
+};
+const char* phase_name(SourcePhase) noexcept;   // "down", "syncing", "up", "error"
+
 struct SourceState {
     bool enabled = false;
-    std::string state = "disabled";   // up, syncing, error, disabled
+    SourcePhase phase = SourcePhase::kDown;
+    std::string detail;                     // one line: where it reads from, how far it got
     std::uint64_t refused = 0;
     std::optional<std::string> last_error;
-    std::uint64_t changes = 0;
+    std::uint64_t changes = 0;              // its routes added, changed or removed
+};
+
+// An fd the daemon's loop watches for a source, and what to do when it is readable.
+struct SourceFd {
+    int fd = -1;
+    std::function<void()> on_readable;
 };
 
 class Control {
@@ -51,9 +70,8 @@ public:
 
     // SIGHUP: re-read the static file and apply the difference.
     void reload_static();
-    // The kernel source's socket (-1 without --kernel) and its events.
-    int kernel_fd() const noexcept { return kernel_ ? kernel_->fd() : -1; }
-    void on_kernel_readable();
+    // The network sources' fds (netlink, etcd), for the event loop.
+    std::vector<SourceFd> source_fds();
     // Periodic (and at exit): flush the CLI's saved state to disk, delete
     // next hops unused past their grace period, retry refused routes and a
     // failed kernel resynchronisation.
@@ -71,6 +89,15 @@ private:
     void refuse(Source source, const std::string& error);
     SourceState& state(Source s) { return sources_[static_cast<unsigned>(s)]; }
 
+    // The contract every network source keeps (sources.cc): a full
+    // snapshot, then changes. A snapshot replaces the source's routes by
+    // their difference; a route policy refuses is counted, logged and left
+    // out (a change to one withdraws the source's old route for the prefix).
+    // Changes are staged: the caller commits once per batch.
+    void replace_source_routes(Source source, std::span<const RouteSpec> routes);
+    void set_source_route(const RouteSpec& spec);
+    void withdraw(const Prefix4& prefix, Source source);
+
     // Pushes the best forwarding of each prefix to the table (staged).
     Status push(std::span<const Prefix4> changed);
     Status push(const Prefix4& prefix) { return push(std::span(&prefix, 1)); }
@@ -84,11 +111,16 @@ private:
     template <class Apply, class Undo>
     Status cli_transaction(CliState next, Apply apply, Undo undo);
     void flush_cli_state();
+    // kernel_feed.cc
     Status load_kernel();
     void apply_kernel_snapshot(const KernelSnapshot& snapshot);
-    void apply_kernel_route(const KernelRoute& route);
-    void withdraw(const Prefix4& prefix, Source source);
+    void on_kernel_readable();
     void resync_kernel();
+    // etcd_feed.cc
+    Status start_etcd();
+    void on_etcd_readable();
+    void refresh_etcd_state();
+    json etcd_json() const;
 
     json route_add(const json& request);
     json route_del(const json& request);
@@ -108,12 +140,13 @@ private:
     NeighbourTable neighbours_;
     TableSync sync_;
     std::optional<KernelSource> kernel_;
+    std::unique_ptr<etcd::EtcdSource> etcd_;
     std::array<SourceState, kSourceCount> sources_{};
     CliState cli_;                 // what the CLI added, saved across restarts
-    bool reconciled_ = false;
+    bool reconciled_ = false;      // until start() reconciles, changes only go to the RIB
     bool cli_unflushed_ = false;   // saved, not yet fsync'd
-    bool kernel_resync_ = false;
-    std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change   // a netlink error: notifications lost, dump again      // until start() reconciles, changes only go to the RIB
+    bool kernel_resync_ = false;   // a netlink error: notifications lost, dump again
+    std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -81,16 +82,20 @@ int main(int argc, char** argv) {
     });
     if (!watched)
         return fail(watched.error().message);
-    if (c.kernel_fd() >= 0)
-        if (auto s = loop->watch(c.kernel_fd(), [&c] { c.on_kernel_readable(); }); !s)
+    for (SourceFd& source : c.source_fds())
+        if (auto s = loop->watch(source.fd, std::move(source.on_readable)); !s)
             return fail(s.error().message);
 
     spdlog::info("node {} on {}, listening on {}", format_ipv4(options.node.node_ip), options.node.uplink.str(),
                  options.socket);
+    // The periodic work (the CLI's fsync, retries of refused routes) runs
+    // on a timer, so the loop sleeps until something happens.
+    auto ticker = loop->add_timer(std::chrono::milliseconds(200), std::chrono::milliseconds(200), [&c] { c.tick(); });
+    if (!ticker)
+        return fail(ticker.error().message);
     while (running) {
-        if (auto s = loop->run_once(200); !s)
+        if (auto s = loop->run_once(-1); !s)
             return fail(s.error().message);
-        c.tick();
     }
     c.tick();   // the CLI's last changes reach the disk
     ::close(signal_fd);

@@ -1,10 +1,15 @@
 #include "control/daemon/options.h"
 
 #include <boost/program_options.hpp>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 #include <tuple>
 
+#include "common/mac.h"
 #include "common/program_options.h"
 
 namespace podfwd::control {
@@ -40,6 +45,19 @@ po::options_description describe() {
         ("kernel-table", po::value<std::string>(), "only this routing table (number, main, local)")
         ("kernel-protocol", po::value<std::string>(), "only this route protocol (number, bird, static, boot)")
         ("kernel-neighbours", po::bool_switch(), "also mirror kernel IPv4 neighbours as next-hop MACs")
+        ("etcd-endpoints", po::value<std::string>(),
+         "learn routes from etcd: http(s)://host:port[,…] (fail-over in order)")
+        ("etcd-layout", po::value<std::string>()->default_value("flannel"), "flannel (subnet leases) or calico (IPAM blocks)")
+        ("etcd-prefix", po::value<std::string>(), "key prefix (default /coreos.com/network, or /calico)")
+        ("etcd-cafile", po::value<std::string>(), "CA of etcd's server certificate (TLS)")
+        ("etcd-certfile", po::value<std::string>(), "client certificate for etcd (TLS)")
+        ("etcd-keyfile", po::value<std::string>(), "client certificate's key for etcd (TLS)")
+        ("etcd-lease-ttl", po::value<std::int64_t>()->default_value(24 * 3600),
+         "seconds: TTL of this node's Flannel subnet lease (renewed at a third of it)")
+        ("etcd-start-wait", po::value<std::int64_t>()->default_value(5000),
+         "ms to wait for etcd's first read at start before the table is reconciled without it")
+        ("node-name", po::value<std::string>(), "this node's name (Calico block affinity; default the hostname)")
+        ("vtep-mac", po::value<std::string>(), "this node's VXLAN VTEP MAC, for its Flannel lease (vxlan backend)")
         ("preference", po::value<std::vector<std::string>>()->composing(),
          "source=N, lower wins (defaults: local=0 cli=10 static=20 bgp=30 etcd=40 kernel=50)")
         ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
@@ -69,6 +87,73 @@ Status parse_preference(const std::string& text, Preferences& out) {
     } catch (const std::exception&) {
         return invalid("--preference '" + text + "': N must be 0..255");
     }
+    return ok();
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (std::size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1)
+        parts.push_back(text.substr(start, comma - start));
+    parts.push_back(text.substr(start));
+    return parts;
+}
+
+std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0)
+        return "localhost";
+    return name;
+}
+
+Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
+    const bool any = vm.count("etcd-prefix") || vm.count("etcd-cafile") || vm.count("etcd-certfile") ||
+                     vm.count("etcd-keyfile") || vm.count("vtep-mac") || !vm["etcd-layout"].defaulted() ||
+                     !vm["etcd-lease-ttl"].defaulted();
+    if (!vm.count("etcd-endpoints"))
+        return any ? Status(invalid("--etcd-* options and --vtep-mac need --etcd-endpoints")) : ok();
+    etcd::EtcdSourceOptions e;
+    for (const std::string& url : split_commas(vm["etcd-endpoints"].as<std::string>())) {
+        if (!url.starts_with("http://") && !url.starts_with("https://"))
+            return invalid("--etcd-endpoints: '" + url + "' is not an http:// or https:// URL");
+        e.client.endpoints.push_back(url.ends_with('/') ? url.substr(0, url.size() - 1) : url);
+    }
+    for (auto [name, field] : {std::pair{"etcd-cafile", &e.client.tls.ca_file},
+                               {"etcd-certfile", &e.client.tls.cert_file},
+                               {"etcd-keyfile", &e.client.tls.key_file}})
+        if (vm.count(name)) {
+            *field = vm[name].as<std::string>();
+            if (::access(field->c_str(), R_OK) != 0)
+                return invalid("--" + std::string(name) + " " + *field + ": " + std::strerror(errno));
+        }
+    if (e.client.tls.cert_file.empty() != e.client.tls.key_file.empty())
+        return invalid("--etcd-certfile and --etcd-keyfile go together");
+    const auto& layout_text = vm["etcd-layout"].as<std::string>();
+    const auto layout = etcd::parse_layout(layout_text);
+    if (!layout)
+        return invalid("--etcd-layout '" + layout_text + "': flannel or calico");
+    e.layout = *layout;
+    e.prefix = vm.count("etcd-prefix") ? vm["etcd-prefix"].as<std::string>() : etcd::default_prefix(*layout);
+    if (!e.prefix.starts_with('/') || (e.prefix.size() > 1 && e.prefix.ends_with('/')))
+        return invalid("--etcd-prefix '" + e.prefix + "': an absolute key prefix without a trailing /");
+    e.node_name = vm.count("node-name") ? vm["node-name"].as<std::string>() : host_name();
+    e.node_ip = o.node.node_ip;
+    if (!o.node.pod_cidrs.empty())
+        e.pod_cidr = o.node.pod_cidrs.front();
+    if (vm.count("vtep-mac")) {
+        e.vtep_mac = parse_mac(vm["vtep-mac"].as<std::string>());
+        if (!e.vtep_mac)
+            return invalid("--vtep-mac '" + vm["vtep-mac"].as<std::string>() + "' is not a MAC address");
+    }
+    const auto ttl = vm["etcd-lease-ttl"].as<std::int64_t>();
+    if (ttl < 5 || ttl > 30 * 24 * 3600)
+        return invalid("--etcd-lease-ttl " + std::to_string(ttl) + " is out of range 5..2592000 seconds");
+    e.lease_ttl = std::chrono::seconds(ttl);
+    const auto wait = vm["etcd-start-wait"].as<std::int64_t>();
+    if (wait < 0 || wait > 600'000)
+        return invalid("--etcd-start-wait " + std::to_string(wait) + " is out of range 0..600000 ms");
+    o.etcd_start_wait = std::chrono::milliseconds(wait);
+    o.etcd = std::move(e);
     return ok();
 }
 
@@ -154,6 +239,8 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
         k.neighbours = vm["kernel-neighbours"].as<bool>();
         o.kernel = k;
     }
+    if (auto s = etcd_options(vm, o); !s)
+        return s.error();
     o.log_level = vm["log-level"].as<std::string>();
     constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
     if (std::find(std::begin(kLevels), std::end(kLevels), o.log_level) == std::end(kLevels))

@@ -1,10 +1,12 @@
 // Command line and config file of podfwd-control.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
 #include "control/core/policy.h"
+#include "control/etcd/etcd_source.h"
 #include "control/kernel/kernel_source.h"
 #include "lpm/types.h"
 
@@ -19,6 +21,8 @@ struct DaemonOptions {
     std::string state_dir;             // default /var/lib/podfwd: the CLI's routes survive restarts
     std::string static_routes;         // empty: no static file
     std::optional<KernelOptions> kernel;
+    std::optional<etcd::EtcdSourceOptions> etcd;   // --etcd-endpoints
+    std::chrono::milliseconds etcd_start_wait{5000};   // for etcd's first read before reconciling
     std::string log_level = "info";
 
     std::string cli_state_path() const { return state_dir + "/" + table + ".cli.json"; }

@@ -330,14 +330,18 @@ json Control::sources(const json&) {
     for (unsigned i = 0; i < kSourceCount; ++i) {
         const auto source = static_cast<Source>(i);
         const SourceState& s = sources_[i];
-        list.push_back({{"name", source_name(source)},
+        json entry = {{"name", source_name(source)},
                         {"enabled", s.enabled},
-                        {"state", s.state},
+                        {"state", phase_name(s.phase)},
+                        {"detail", s.detail.empty() ? json(nullptr) : json(s.detail)},
                         {"routes", rib_.routes_of(source)},
                         {"best", rib_.best_of(source)},
                         {"refused", s.refused},
                         {"last_error", s.last_error ? json(*s.last_error) : json(nullptr)},
-                        {"changes", s.changes}});
+                        {"changes", s.changes}};
+        if (source == Source::kEtcd && etcd_)
+            entry["etcd"] = etcd_json();
+        list.push_back(std::move(entry));
     }
     return json{{"sources", std::move(list)}};
 }

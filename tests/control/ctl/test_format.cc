@@ -141,11 +141,12 @@ TEST(Format, Sources) {
                           {{{"name", "cli"}, {"enabled", true}, {"state", "up"}, {"routes", 2}, {"best", 2},
                             {"refused", 0}, {"last_error", nullptr}, {"changes", 5}},
                            {{"name", "etcd"}, {"enabled", true}, {"state", "error"}, {"routes", 120}, {"best", 118},
-                            {"refused", 1}, {"last_error", "connection refused"}, {"changes", 1200}}}}};
+                            {"refused", 1}, {"last_error", "connection refused"}, {"changes", 1200},
+                            {"detail", "flannel at http://127.0.0.1:2379, revision 7"}}}}};
     EXPECT_EQ(format_result(View::kSources, result),
-              "NAME  ENABLED  STATE  ROUTES  BEST  REFUSED  CHANGES  LAST-ERROR\n"
-              "cli   yes      up          2     2        0        5  -\n"
-              "etcd  yes      error     120   118        1     1200  connection refused\n");
+              "NAME  ENABLED  STATE  ROUTES  BEST  REFUSED  CHANGES  DETAIL                                        LAST-ERROR\n"
+              "cli   yes      up          2     2        0        5  -                                             -\n"
+              "etcd  yes      error     120   118        1     1200  flannel at http://127.0.0.1:2379, revision 7  connection refused\n");
 }
 
 TEST(Format, Status) {

@@ -1,0 +1,103 @@
+// etcd as a source of podfwd-control (control/etcd/): its snapshots and
+// changes translated into the source contract (sources.cc), its status into
+// `podfwdctl sources`.
+#include <spdlog/spdlog.h>
+
+#include "control/daemon/control.h"
+#include "control/daemon/etcd_routes.h"
+
+namespace podfwd::control {
+
+Status Control::start_etcd() {
+    if (!options_.etcd)
+        return ok();
+    state(Source::kEtcd) = SourceState{true, SourcePhase::kSyncing, {}, 0, std::nullopt, 0};
+    etcd::EtcdSource::Handlers handlers;
+    handlers.snapshot = [this](const std::map<Prefix4, etcd::EtcdRoute>& routes) {
+        std::vector<RouteSpec> specs;
+        specs.reserve(routes.size());
+        for (const auto& [prefix, route] : routes)
+            specs.push_back(etcd_route_spec(route, options_.node));
+        replace_source_routes(Source::kEtcd, specs);
+        if (reconciled_)
+            (void)commit();
+    };
+    handlers.changes = [this](std::span<const etcd::RouteChange> changes) {
+        for (const etcd::RouteChange& change : changes) {
+            if (change.route)
+                set_source_route(etcd_route_spec(*change.route, options_.node));
+            else
+                withdraw(change.prefix, Source::kEtcd);
+        }
+        if (reconciled_)
+            (void)commit();
+    };
+    handlers.rejected = [this](const etcd::Rejection& rejection) { refuse(Source::kEtcd, rejection.reason); };
+
+    auto source = etcd::EtcdSource::start(*options_.etcd, std::move(handlers));
+    if (!source)
+        return Error{source.error().code, "etcd: " + source.error().message};
+    etcd_ = std::move(*source);
+    // The table is reconciled once, with every source loaded; a source
+    // missing then would have its routes withdrawn from a running dataplane.
+    etcd_->run_until_synced(options_.etcd_start_wait);
+    if (!etcd_->synced())
+        spdlog::warn("etcd: no full read within {} ms; starting without etcd's routes (they follow once etcd answers)",
+                     options_.etcd_start_wait.count());
+    refresh_etcd_state();
+    return ok();
+}
+
+void Control::on_etcd_readable() {
+    etcd_->dispatch();
+    refresh_etcd_state();
+}
+
+void Control::refresh_etcd_state() {
+    if (!etcd_)
+        return;
+    const etcd::EtcdStatus s = etcd_->status();
+    SourceState& st = state(Source::kEtcd);
+    st.phase = s.phase == etcd::Phase::kUp ? SourcePhase::kUp
+             : s.phase == etcd::Phase::kError ? SourcePhase::kError
+                                              : SourcePhase::kSyncing;
+    st.detail = std::string(s.layout) + " at " + s.endpoint + ", revision " + std::to_string(s.revision) + ", " +
+                std::to_string(s.counters.keys) + " keys, " + std::to_string(s.counters.rejected) + " rejected";
+    if (s.last_error)
+        st.last_error = s.last_error;
+    if (s.lease && s.lease->state != "held")
+        st.detail += "; lease " + s.lease->state + (s.lease->detail.empty() ? "" : ": " + s.lease->detail);
+    // Routes may flow while this node's own lease cannot be held: the other
+    // nodes then have no route to our pods, which is an error all the same.
+    if (s.lease && (s.lease->state == "conflict" || s.lease->state == "error")) {
+        st.phase = SourcePhase::kError;
+        st.last_error = "this node's lease: " + s.lease->detail;
+    }
+}
+
+Control::json Control::etcd_json() const {
+    if (!etcd_)
+        return nullptr;
+    const etcd::EtcdStatus s = etcd_->status();
+    json rejections = json::array();
+    constexpr std::size_t kShown = 20;
+    for (std::size_t i = 0; i < s.rejections.size() && i < kShown; ++i)
+        rejections.push_back({{"key", s.rejections[i].key}, {"reason", s.rejections[i].reason}});
+    json lease = nullptr;
+    if (s.lease)
+        lease = {{"key", s.lease->key}, {"id", s.lease->id}, {"state", s.lease->state},
+                 {"detail", s.lease->detail.empty() ? json(nullptr) : json(s.lease->detail)}};
+    return {{"endpoint", s.endpoint},
+            {"layout", s.layout},
+            {"revision", s.revision},
+            {"keys", s.counters.keys},
+            {"routes", s.routes},
+            {"rejected", s.counters.rejected},
+            {"rejections", std::move(rejections)},
+            {"lease", std::move(lease)},
+            {"syncs", s.syncs},
+            {"events", s.events},
+            {"last_error", s.last_error ? json(*s.last_error) : json(nullptr)}};
+}
+
+}  // namespace podfwd::control
