@@ -65,11 +65,12 @@ void Control::refresh_etcd_state() {
                 std::to_string(s.counters.keys) + " keys, " + std::to_string(s.counters.rejected) + " rejected";
     if (s.last_error)
         st.last_error = s.last_error;
-    if (s.lease && s.lease->state != "held")
-        st.detail += "; lease " + s.lease->state + (s.lease->detail.empty() ? "" : ": " + s.lease->detail);
+    if (s.lease && s.lease->state != etcd::LeaseState::kHeld)
+        st.detail += std::string("; lease ") + etcd::lease_state_name(s.lease->state) +
+                     (s.lease->detail.empty() ? "" : ": " + s.lease->detail);
     // Routes may flow while this node's own lease cannot be held: the other
     // nodes then have no route to our pods, which is an error all the same.
-    if (s.lease && (s.lease->state == "conflict" || s.lease->state == "error")) {
+    if (s.lease && (s.lease->state == etcd::LeaseState::kConflict || s.lease->state == etcd::LeaseState::kError)) {
         st.phase = SourcePhase::kError;
         st.last_error = "this node's lease: " + s.lease->detail;
     }
@@ -80,12 +81,11 @@ Control::json Control::etcd_json() const {
         return nullptr;
     const etcd::EtcdStatus s = etcd_->status();
     json rejections = json::array();
-    constexpr std::size_t kShown = 20;
-    for (std::size_t i = 0; i < s.rejections.size() && i < kShown; ++i)
-        rejections.push_back({{"key", s.rejections[i].key}, {"reason", s.rejections[i].reason}});
+    for (const etcd::Rejection& r : etcd_->rejections(20))
+        rejections.push_back({{"key", r.key}, {"reason", r.reason}});
     json lease = nullptr;
     if (s.lease)
-        lease = {{"key", s.lease->key}, {"id", s.lease->id}, {"state", s.lease->state},
+        lease = {{"key", s.lease->key}, {"id", s.lease->id}, {"state", etcd::lease_state_name(s.lease->state)},
                  {"detail", s.lease->detail.empty() ? json(nullptr) : json(s.lease->detail)}};
     return {{"endpoint", s.endpoint},
             {"layout", s.layout},

@@ -27,6 +27,17 @@ std::optional<LayoutKind> parse_layout(std::string_view text) noexcept {
     return std::nullopt;
 }
 
+const char* lease_state_name(LeaseState s) noexcept {
+    switch (s) {
+    case LeaseState::kWaiting: return "waiting";
+    case LeaseState::kAcquiring: return "acquiring";
+    case LeaseState::kHeld: return "held";
+    case LeaseState::kConflict: return "conflict";
+    case LeaseState::kError: return "error";
+    }
+    return "?";
+}
+
 const char* default_prefix(LayoutKind k) noexcept {
     return k == LayoutKind::kFlannel ? "/coreos.com/network" : "/calico";
 }
@@ -56,7 +67,7 @@ public:
         if (options_.layout == LayoutKind::kFlannel && options_.pod_cidr) {
             flannel_ = static_cast<FlannelLayout*>(layout_.get());
             lease_.key = flannel_->lease_key(*options_.pod_cidr);
-            lease_.state = "waiting";
+            lease_.state = LeaseState::kWaiting;
         }
     }
 
@@ -101,13 +112,19 @@ public:
         s.revision = revision_;
         s.counters = layout_->counters();
         s.routes = layout_->routes().size();
-        s.rejections = layout_->rejections();
         if (flannel_ != nullptr)
             s.lease = lease_;
         s.syncs = syncs_;
         s.events = events_;
         s.last_error = last_error_;
         return s;
+    }
+
+    std::vector<Rejection> rejections(std::size_t max) const {
+        std::vector<Rejection> all = layout_->rejections();
+        if (all.size() > max)
+            all.resize(max);
+        return all;
     }
 
 private:
@@ -202,8 +219,8 @@ private:
                 // expired): write it again, or find who holds it now.
                 own_key_changed = true;
                 lease_value_.clear();
-                if (lease_.state == "held")
-                    lease_.state = "acquiring";
+                if (lease_.state == LeaseState::kHeld)
+                    lease_.state = LeaseState::kAcquiring;
             }
             own_key_changed |= flannel_ != nullptr && event.kv.key == flannel_->config_key();
         }
@@ -259,23 +276,23 @@ private:
         lease_dirty_ = false;
         const auto& config = flannel_->config();
         if (!config)
-            return lease_problem("waiting", "no valid " + flannel_->config_key() + " yet");
+            return lease_problem(LeaseState::kWaiting, "no valid " + flannel_->config_key() + " yet");
         if (!config->network.contains(options_.pod_cidr->addr) || options_.pod_cidr->len < config->network.len)
-            return lease_problem("error", options_.pod_cidr->str() + " is not inside the Network " + config->network.str());
+            return lease_problem(LeaseState::kError, options_.pod_cidr->str() + " is not inside the Network " + config->network.str());
         FlannelLease mine{options_.node_ip, config->backend_type, 0, std::nullopt};
         if (config->backend_type == "vxlan") {
             if (!options_.vtep_mac)
-                return lease_problem("error", "the vxlan backend needs --vtep-mac for this node's lease");
+                return lease_problem(LeaseState::kError, "the vxlan backend needs --vtep-mac for this node's lease");
             mine.vni = config->vni;
             mine.vtep_mac = options_.vtep_mac;
         }
         const std::string value = flannel_lease_json(mine);
-        if (lease_.state == "held" && value == lease_value_)
+        if (lease_.state == LeaseState::kHeld && value == lease_value_)
             return;
         if (lease_.id == 0 && earlier_lease_ != 0) {
             // Our key from an earlier run: keep its etcd lease if it is alive,
             // rather than leave one lease a restart behind until it expires.
-            lease_.state = "acquiring";
+            lease_.state = LeaseState::kAcquiring;
             const std::int64_t id = std::exchange(earlier_lease_, 0);
             lease_request_ = client_.lease_keepalive(id, [this, id](Result<std::int64_t> ttl) {
                 lease_request_ = 0;
@@ -291,7 +308,7 @@ private:
             return;
         }
         if (lease_.id == 0) {
-            lease_.state = "acquiring";
+            lease_.state = LeaseState::kAcquiring;
             lease_request_ = client_.lease_grant(options_.lease_ttl.count(), [this](Result<std::int64_t> id) {
                 lease_request_ = 0;
                 if (!id)
@@ -310,15 +327,18 @@ private:
         lease_request_ = client_.put_if(lease_.key, expected, value, lease_.id, [this, value](Result<TxnAnswer> answer) {
             lease_request_ = 0;
             if (!answer) {
-                lease_.id = 0;   // perhaps gone (expired): the next try grants a new one
+                // The lease expired (etcd unreachable for its TTL, say): the
+                // next try grants a new one. Any other error keeps it.
+                if (answer.error().message.find("lease not found") != std::string::npos)
+                    lease_.id = 0;
                 return lease_retry("write " + lease_.key + ": " + answer.error().message);
             }
             if (answer->succeeded) {
                 lease_mod_revision_ = answer->revision;
                 lease_value_ = value;
-                if (lease_.state != "held")
+                if (lease_.state != LeaseState::kHeld)
                     spdlog::info("etcd: holding {} (lease {:x}, TTL {} s)", lease_.key, lease_.id, options_.lease_ttl.count());
-                lease_.state = "held";
+                lease_.state = LeaseState::kHeld;
                 lease_.detail.clear();
                 return lease_dirty_ ? ensure_lease() : void();
             }
@@ -329,14 +349,14 @@ private:
             if (other && other->public_ip == options_.node_ip)   // ours, from an earlier run
                 return write_lease(value, held.mod_revision);
             const std::string holder = other ? format_ipv4(other->public_ip) : "a value that does not parse";
-            lease_problem("conflict", options_.pod_cidr->str() + " is leased to " + holder + " (" + lease_.key +
+            lease_problem(LeaseState::kConflict, options_.pod_cidr->str() + " is leased to " + holder + " (" + lease_.key +
                                           "); not overwritten");
             lease_retry_at_ = Clock::now() + std::chrono::seconds(10);
             arm_timer();
         });
     }
 
-    void lease_problem(const char* state, const std::string& detail) {
+    void lease_problem(LeaseState state, const std::string& detail) {
         if (lease_.detail != detail)
             spdlog::error("etcd: this node's lease: {}", detail);
         lease_.state = state;
@@ -345,7 +365,7 @@ private:
     }
 
     void lease_retry(const std::string& error) {
-        lease_problem("error", error);
+        lease_problem(LeaseState::kError, error);
         lease_retry_at_ = Clock::now() + std::max(options_.backoff_max / 4, milliseconds(1000));
         arm_timer();
     }
@@ -379,7 +399,7 @@ private:
             if (*ttl == 0) {   // expired: the key went with it
                 spdlog::warn("etcd: lease {:x} expired; acquiring {} again", lease_.id, lease_.key);
                 lease_.id = 0;
-                lease_.state = "acquiring";
+                lease_.state = LeaseState::kAcquiring;
                 lease_value_.clear();
                 lease_mod_revision_ = 0;
                 return ensure_lease();
@@ -483,5 +503,6 @@ void EtcdSource::dispatch() { impl_->dispatch(); }
 bool EtcdSource::synced() const noexcept { return impl_->synced(); }
 void EtcdSource::run_until_synced(std::chrono::milliseconds deadline) { impl_->run_until_synced(deadline); }
 EtcdStatus EtcdSource::status() const { return impl_->status(); }
+std::vector<Rejection> EtcdSource::rejections(std::size_t max) const { return impl_->rejections(max); }
 
 }  // namespace podfwd::control::etcd

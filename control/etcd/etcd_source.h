@@ -52,10 +52,19 @@ struct EtcdSourceOptions {
 
 enum class Phase : std::uint8_t { kSyncing, kUp, kError };
 
+enum class LeaseState : std::uint8_t {
+    kWaiting,     // for a valid <prefix>/config
+    kAcquiring,   // granting, writing
+    kHeld,
+    kConflict,    // another node's PublicIP holds our subnet: never overwritten
+    kError,       // cannot be written (vxlan without --vtep-mac, outside Network, etcd errors)
+};
+const char* lease_state_name(LeaseState) noexcept;
+
 struct LeaseStatus {
     std::string key;
     std::int64_t id = 0;
-    std::string state;   // "acquiring", "held", "conflict", "waiting", "error"
+    LeaseState state = LeaseState::kWaiting;
     std::string detail;
 };
 
@@ -66,7 +75,6 @@ struct EtcdStatus {
     std::int64_t revision = 0;
     LayoutCounters counters;
     std::size_t routes = 0;
-    std::vector<Rejection> rejections;
     std::optional<LeaseStatus> lease;
     std::uint64_t syncs = 0;    // full reads applied
     std::uint64_t events = 0;   // watch events applied
@@ -95,6 +103,8 @@ public:
     // Drives the source itself until synced() or the deadline (start-up).
     void run_until_synced(std::chrono::milliseconds deadline);
     EtcdStatus status() const;
+    // The keys rejected now, at most `max` of them (by key).
+    std::vector<Rejection> rejections(std::size_t max) const;
 
     class Impl;
     explicit EtcdSource(std::unique_ptr<Impl> impl);
