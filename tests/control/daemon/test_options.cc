@@ -1,0 +1,89 @@
+// podfwd-control's etcd options, from the command line and the INI file:
+// what they become, and the one-line error for each mistake.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "control/daemon/options.h"
+
+using namespace podfwd;
+using namespace podfwd::control;
+
+namespace {
+
+Result<ParsedDaemonArgs> parse(std::vector<std::string> args) {
+    args.insert(args.begin(), {"podfwd-control", "--node-ip", "10.168.0.2", "--uplink", "10.168.0.0/24",
+                               "--pod-cidr", "10.244.0.0/24"});
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    return parse_daemon_options(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string error_of(std::vector<std::string> args) {
+    auto parsed = parse(std::move(args));
+    return parsed ? "(parsed)" : parsed.error().message;
+}
+
+TEST(EtcdOptions, OffWithoutEndpoints) {
+    auto parsed = parse({});
+    ASSERT_TRUE(parsed);
+    EXPECT_FALSE(parsed->options.etcd.has_value());
+}
+
+TEST(EtcdOptions, FlannelDefaults) {
+    auto parsed = parse({"--etcd-endpoints", "http://127.0.0.1:2379/,https://10.0.0.1:2379", "--node-name", "n1",
+                         "--vtep-mac", "0a:00:00:00:00:01"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    const auto& e = *parsed->options.etcd;
+    EXPECT_EQ(e.client.endpoints, (std::vector<std::string>{"http://127.0.0.1:2379", "https://10.0.0.1:2379"}));
+    EXPECT_EQ(e.layout, etcd::LayoutKind::kFlannel);
+    EXPECT_EQ(e.prefix, "/coreos.com/network");
+    EXPECT_EQ(e.node_name, "n1");
+    EXPECT_EQ(e.node_ip, parse_ipv4("10.168.0.2").value());
+    EXPECT_EQ(e.pod_cidr, Prefix4::parse("10.244.0.0/24").value());
+    EXPECT_EQ(e.vtep_mac, parse_mac("0a:00:00:00:00:01"));
+    EXPECT_EQ(e.lease_ttl, std::chrono::seconds(86400));
+    EXPECT_EQ(parsed->options.etcd_start_wait, std::chrono::milliseconds(5000));
+}
+
+TEST(EtcdOptions, CalicoFromTheIniFile) {
+    const auto dir = std::filesystem::temp_directory_path() / ("podfwd-options-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto ini = dir / "control.ini";
+    std::ofstream(ini) << "etcd-endpoints = http://127.0.0.1:2379\netcd-layout = calico\netcd-lease-ttl = 60\n"
+                          "etcd-start-wait = 250\nnode-name = worker-3\n";
+    auto parsed = parse({"--config", ini.string()});
+    std::filesystem::remove_all(dir);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    const auto& e = *parsed->options.etcd;
+    EXPECT_EQ(e.layout, etcd::LayoutKind::kCalico);
+    EXPECT_EQ(e.prefix, "/calico");
+    EXPECT_EQ(e.node_name, "worker-3");
+    EXPECT_EQ(e.lease_ttl, std::chrono::seconds(60));
+    EXPECT_EQ(parsed->options.etcd_start_wait, std::chrono::milliseconds(250));
+}
+
+TEST(EtcdOptions, EachMistakeIsOneLine) {
+    const std::string url = "http://127.0.0.1:2379";
+    EXPECT_EQ(error_of({"--etcd-layout", "calico"}), "--etcd-* options and --vtep-mac need --etcd-endpoints");
+    EXPECT_EQ(error_of({"--etcd-endpoints", "127.0.0.1:2379"}),
+              "--etcd-endpoints: '127.0.0.1:2379' is not an http:// or https:// URL");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url + ","}), "--etcd-endpoints: '' is not an http:// or https:// URL");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-layout", "calcio"}), "--etcd-layout 'calcio': flannel or calico");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-prefix", "coreos"}),
+              "--etcd-prefix 'coreos': an absolute key prefix without a trailing /");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--vtep-mac", "zz"}), "--vtep-mac 'zz' is not a MAC address");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-lease-ttl", "2"}),
+              "--etcd-lease-ttl 2 is out of range 5..2592000 seconds");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-certfile", "/proc/self/status"}),
+              "--etcd-certfile and --etcd-keyfile go together");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-cafile", "/nonexistent/ca.crt"}),
+              "--etcd-cafile /nonexistent/ca.crt: No such file or directory");
+}
+
+}  // namespace
