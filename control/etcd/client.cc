@@ -97,13 +97,18 @@ Status grpc_status(const HttpResponse& response) {
     std::string message = "gRPC status " + *code;
     if (const std::string* text = response.header("grpc-message")) {
         message += ": ";
-        for (std::size_t i = 0; i < text->size(); ++i)
-            if ((*text)[i] == '%' && i + 2 < text->size()) {
-                message += static_cast<char>(std::stoi(text->substr(i + 1, 2), nullptr, 16));
+        const auto hex = [](char c) -> int {
+            return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        };
+        for (std::size_t i = 0; i < text->size(); ++i) {
+            const char c = (*text)[i];
+            if (c == '%' && i + 2 < text->size() && hex((*text)[i + 1]) >= 0 && hex((*text)[i + 2]) >= 0) {
+                message += static_cast<char>(hex((*text)[i + 1]) << 4 | hex((*text)[i + 2]));
                 i += 2;
             } else {
-                message += (*text)[i];
+                message += c;   // not an escape: kept as it came
             }
+        }
     }
     return Error{Errc::kSystem, "etcd: " + message};
 }
@@ -154,6 +159,13 @@ Result<RangeAnswer> decode_range(const HttpResponse& response) {
     if (r.error() || answer.revision == 0)
         return bad_answer("a malformed RangeResponse");
     return answer;
+}
+
+// "hasleader": a member cut off from its cluster's leader refuses the call
+// (watch, keepalive) instead of holding it open while events stop
+// (etcd-io/etcd#10819), so the source fails over.
+std::vector<std::string> gateway_headers() {
+    return {"Content-Type: application/json", "Grpc-Metadata-hasleader: true"};
 }
 
 }  // namespace
@@ -210,8 +222,8 @@ EtcdClient::EtcdClient(HttpClient& http, ClientOptions options) : http_(http), o
 
 EtcdClient::RequestId EtcdClient::post(const char* path, std::string body,
                                        std::function<void(Result<std::string>)> done) {
-    return http_.post(endpoint() + path, std::move(body), options_.tls, options_.request_timeout,
-                      [done = std::move(done)](Result<HttpResponse> response) {
+    return http_.send(HttpRequest{endpoint() + path, std::move(body), gateway_headers(), false, options_.request_timeout},
+                      options_.tls, [done = std::move(done)](Result<HttpResponse> response) {
                           if (!response)
                               return done(std::move(response).error());
                           if (response->status == 200)
@@ -274,8 +286,9 @@ EtcdClient::RequestId EtcdClient::watch(const std::string& key, const std::strin
             return m;
         }));
     };
-    return http_.stream(endpoint() + "/v3/watch", request.dump(), options_.tls, options_.request_timeout,
-                        std::move(on_line), std::move(on_end));
+    return http_.stream(HttpRequest{endpoint() + "/v3/watch", request.dump(), gateway_headers(), false,
+                                    options_.request_timeout},
+                        options_.tls, std::move(on_line), std::move(on_end));
 }
 
 EtcdClient::RequestId EtcdClient::lease_grant(std::int64_t ttl_s, std::function<void(Result<std::int64_t>)> done) {

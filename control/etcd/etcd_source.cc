@@ -132,6 +132,7 @@ private:
 
     void connect() {
         reconnect_at_.reset();
+        watch_deadline_.reset();
         if (request_ != 0)
             http_.cancel(std::exchange(request_, 0));
         if (revision_ == 0 || resync_needed_)
@@ -147,11 +148,19 @@ private:
                 return fail("read " + layout_->range_begin() + ": " + answer.error().message);
             std::vector<KeyValue> snapshot;
             snapshot.reserve(answer->kvs.size());
+            std::optional<std::int64_t> own_revision;
             for (Kv& kv : answer->kvs) {
-                if (flannel_ != nullptr && lease_.id == 0 && kv.key == lease_.key)
-                    note_earlier_lease(kv);
+                if (flannel_ != nullptr && kv.key == lease_.key) {
+                    own_revision = kv.mod_revision;
+                    if (lease_.id == 0)
+                        note_earlier_lease(kv);
+                }
                 snapshot.push_back({std::move(kv.key), std::move(kv.value)});
             }
+            // A re-read after a gap: our key may have been deleted or taken
+            // meanwhile, which no event will tell any more.
+            if (lease_.state == LeaseState::kHeld && own_revision != lease_mod_revision_)
+                own_key_lost();
             const LayoutUpdate update = layout_->resync(snapshot);
             report(update.rejected);
             const bool first = syncs_ == 0;
@@ -175,14 +184,34 @@ private:
             [this](Result<WatchMessage> message) { on_watch(std::move(message)); },
             [this](Status end) {
                 request_ = 0;
+                if (!end && end.error().code == Errc::kCapacity)   // too large to take: the same would come again
+                    resync_needed_ = true;
                 fail(end ? std::string("the watch stream ended") : "watch: " + end.error().message);
             });
+        // A member without a leader, or one that never answers, must not
+        // hold the watch: no "created" in time is a failure (fail-over).
+        watch_deadline_ = Clock::now() + options_.client.request_timeout;
+        arm_timer();
     }
 
     void on_watch(Result<WatchMessage> message) {
         if (!message) {
+            // A message we cannot read would come again from the same
+            // revision: read everything instead (etcd's own errors, as when
+            // it stops, are worth a plain retry).
+            if (!message.error().message.starts_with("etcd: "))
+                resync_needed_ = true;
             http_.cancel(std::exchange(request_, 0));
             return fail("watch: " + message.error().message);
+        }
+        if (message->revision != 0 && message->revision < revision_) {
+            // A store restored from a backup, or another cluster behind the
+            // endpoint: a watch "from the future" would be silent.
+            spdlog::warn("etcd: the store's revision went back from {} to {}: reading everything again", revision_,
+                         message->revision);
+            http_.cancel(std::exchange(request_, 0));
+            resync_needed_ = true;
+            return connect();
         }
         if (message->canceled) {
             http_.cancel(std::exchange(request_, 0));
@@ -195,11 +224,13 @@ private:
             return fail("the watch was cancelled: " + message->cancel_reason);
         }
         if (message->created) {
+            watch_deadline_.reset();
             phase_ = Phase::kUp;
             attempts_ = 0;
             last_error_.reset();
         }
-        std::vector<RouteChange> changes;
+        // Several events of one message may touch one prefix: its last state wins.
+        std::map<Prefix4, std::optional<EtcdRoute>> changed;
         bool own_key_changed = false;
         // A reconnect may replay what was applied already: revisions tell.
         // Compared with the revision before this message, since the events
@@ -213,33 +244,26 @@ private:
             LayoutUpdate update = layout_->apply(event.kv.key, event.deleted ? std::nullopt
                                                                               : std::optional<std::string_view>(event.kv.value));
             report(update.rejected);
-            merge(changes, std::move(update.changes));
+            for (RouteChange& c : update.changes)
+                changed[c.prefix] = std::move(c.route);
             if (flannel_ != nullptr && event.kv.key == lease_.key && event.kv.mod_revision != lease_mod_revision_) {
-                // Someone else wrote or deleted our key (or its lease
-                // expired): write it again, or find who holds it now.
                 own_key_changed = true;
-                lease_value_.clear();
-                if (lease_.state == LeaseState::kHeld)
-                    lease_.state = LeaseState::kAcquiring;
+                own_key_lost();
             }
             own_key_changed |= flannel_ != nullptr && event.kv.key == flannel_->config_key();
         }
-        if (!changes.empty())
+        if (!changed.empty()) {
+            std::vector<RouteChange> changes;
+            changes.reserve(changed.size());
+            for (auto& [prefix, route] : changed)
+                changes.push_back({prefix, std::move(route)});
             handlers_.changes(changes);
+        }
         if (own_key_changed)
             ensure_lease();
     }
 
-    // Several events of one message may touch one prefix: its last state wins.
-    static void merge(std::vector<RouteChange>& into, std::vector<RouteChange> more) {
-        for (RouteChange& c : more) {
-            auto it = std::find_if(into.begin(), into.end(), [&](const RouteChange& x) { return x.prefix == c.prefix; });
-            if (it != into.end())
-                *it = std::move(c);
-            else
-                into.push_back(std::move(c));
-        }
-    }
+
 
     void report(const std::vector<Rejection>& rejected) {
         for (const Rejection& r : rejected)
@@ -253,6 +277,7 @@ private:
             spdlog::warn("etcd: {} ({}); retrying", error, client_.endpoint());
         last_error_ = error;
         phase_ = Phase::kError;
+        watch_deadline_.reset();
         if (request_ != 0)
             http_.cancel(std::exchange(request_, 0));
         client_.fail_over();
@@ -370,6 +395,14 @@ private:
         arm_timer();
     }
 
+    // Someone else wrote or deleted our key (or its lease expired): the
+    // next ensure_lease() writes it again, or finds who holds it now.
+    void own_key_lost() {
+        lease_value_.clear();
+        if (lease_.state == LeaseState::kHeld)
+            lease_.state = LeaseState::kAcquiring;
+    }
+
     // An earlier run's value of our key, written with our PublicIP: its
     // lease is tried first, its revision makes the first write a replace.
     void note_earlier_lease(const Kv& kv) {
@@ -386,7 +419,9 @@ private:
     }
 
     void renew() {
-        if (lease_.id == 0 || lease_request_ != 0)
+        if (lease_.id == 0)   // granting a new one: it schedules its own renewal
+            return;
+        if (lease_request_ != 0)
             return schedule_renewal(std::chrono::seconds(2));
         lease_request_ = client_.lease_keepalive(lease_.id, [this](Result<std::int64_t> ttl) {
             lease_request_ = 0;
@@ -414,7 +449,7 @@ private:
 
     void arm_timer() {
         std::optional<Clock::time_point> next;
-        for (const auto& at : {reconnect_at_, renew_at_, lease_retry_at_})
+        for (const auto& at : {reconnect_at_, renew_at_, lease_retry_at_, watch_deadline_})
             if (at && (!next || *at < *next))
                 next = at;
         itimerspec spec{};
@@ -428,6 +463,10 @@ private:
 
     void on_timer() {
         const auto now = Clock::now();
+        if (watch_deadline_ && *watch_deadline_ <= now) {
+            watch_deadline_.reset();
+            fail("no answer to the watch within " + std::to_string(options_.client.request_timeout.count()) + " ms");
+        }
         if (reconnect_at_ && *reconnect_at_ <= now)
             connect();
         if (renew_at_ && *renew_at_ <= now) {
@@ -460,6 +499,7 @@ private:
     std::uint64_t syncs_ = 0;
     std::uint64_t events_ = 0;
     std::optional<Clock::time_point> reconnect_at_;
+    std::optional<Clock::time_point> watch_deadline_;   // a watch not yet "created"
 
     LeaseStatus lease_;
     HttpClient::RequestId lease_request_ = 0;

@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -143,6 +144,8 @@ public:
         t->on_message = std::move(on_message);
         t->on_end = std::move(on_end);
         t->easy = curl_easy_init();
+        if (t->easy == nullptr)
+            return fail_later(std::move(t), "curl_easy_init failed");
         CURL* e = t->easy;
         for (const std::string& header : request.headers)
             t->header_list = curl_slist_append(t->header_list, header.c_str());
@@ -185,9 +188,22 @@ public:
             curl_easy_setopt(e, CURLOPT_SSLCERT, tls.cert_file.c_str());
         if (!tls.key_file.empty())
             curl_easy_setopt(e, CURLOPT_SSLKEY, tls.key_file.c_str());
+        if (const CURLMcode code = curl_multi_add_handle(multi_, e); code != CURLM_OK)
+            return fail_later(std::move(t), curl_multi_strerror(code));
         const RequestId id = t->id;
-        curl_multi_add_handle(multi_, e);
         transfers_.emplace(id, std::move(t));
+        return id;
+    }
+
+    // A request that could not start still answers, from the next
+    // dispatch(), never from inside the call that made it.
+    RequestId fail_later(std::unique_ptr<Transfer> t, const char* why) {
+        const RequestId id = t->id;
+        if (t->http2)
+            --http2_in_flight_;
+        std::snprintf(t->error, sizeof t->error, "%s", why);
+        failed_to_start_.push_back(std::move(t));
+        arm_timer();   // wakes dispatch() now
         return id;
     }
 
@@ -197,6 +213,7 @@ public:
         auto it = transfers_.find(id);
         if (it != transfers_.end())
             (void)take(it);
+        std::erase_if(failed_to_start_, [id](const auto& t) { return t->id == id; });
     }
 
     // Takes a transfer out of curl and of transfers_.
@@ -275,6 +292,13 @@ private:
                 on_message(line);
             }
 
+        for (auto& t : std::exchange(failed_to_start_, {})) {
+            finishing_ = t->id;
+            finishing_cancelled_ = false;
+            finish(*t, CURLE_FAILED_INIT, 0);
+            finishing_ = 0;
+        }
+
         for (auto [id, code] : finished) {
             auto it = transfers_.find(id);
             if (it == transfers_.end())
@@ -349,6 +373,8 @@ private:
         long timeout_ms = curl_timeout_ms_;
         if (http2_in_flight_ != 0 && (timeout_ms < 0 || timeout_ms > 1))
             timeout_ms = 1;
+        if (!failed_to_start_.empty())
+            timeout_ms = 0;
         itimerspec spec{};
         if (timeout_ms >= 0) {
             // Zero means "now": the smallest non-zero expiry, since zero disarms.
@@ -367,6 +393,7 @@ private:
     RequestId finishing_ = 0;
     bool finishing_cancelled_ = false;
     Transfers transfers_;
+    std::vector<std::unique_ptr<Transfer>> failed_to_start_;
     std::unordered_map<curl_socket_t, bool> sockets_;
 };
 
@@ -416,10 +443,7 @@ HttpClient::RequestId HttpClient::post(const std::string& url, std::string body,
                 std::move(on_response));
 }
 
-HttpClient::RequestId HttpClient::stream(const std::string& url, std::string body, const TlsFiles& tls,
-                                         std::chrono::milliseconds connect_timeout, OnMessage on_message,
-                                         OnEnd on_end) {
-    const HttpRequest request{url, std::move(body), {"Content-Type: application/json"}, false, connect_timeout};
+HttpClient::RequestId HttpClient::stream(HttpRequest request, const TlsFiles& tls, OnMessage on_message, OnEnd on_end) {
     return impl_->start(request, tls, true, {}, std::move(on_message), std::move(on_end));
 }
 

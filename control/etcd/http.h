@@ -77,8 +77,8 @@ public:
     // A POST whose answer streams: on_message per line, on_end once when the
     // stream ends (ok when the server closed it cleanly). Not called after
     // cancel().
-    RequestId stream(const std::string& url, std::string body, const TlsFiles& tls,
-                     std::chrono::milliseconds connect_timeout, OnMessage on_message, OnEnd on_end);
+    // request.timeout bounds the connection only.
+    RequestId stream(HttpRequest request, const TlsFiles& tls, OnMessage on_message, OnEnd on_end);
     // Drops a request; its callbacks are not called any more.
     void cancel(RequestId id);
     std::size_t in_flight() const noexcept;

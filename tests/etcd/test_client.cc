@@ -148,7 +148,7 @@ TEST(HttpClient, StreamSplitsLinesAcrossWrites) {
     ASSERT_TRUE(http);
     std::vector<std::string> lines;
     std::optional<Status> end;
-    http->stream(server.url() + "/v3/watch", "{}", {}, std::chrono::seconds(5),
+    http->stream(HttpRequest{server.url() + "/v3/watch", "{}", {}, false, std::chrono::seconds(5)}, {},
                  [&](std::string_view line) { lines.emplace_back(line); }, [&](Status s) { end = s; });
     http->run_until([&] { return end.has_value(); }, std::chrono::seconds(5));
     ASSERT_TRUE(end.has_value());
@@ -163,7 +163,7 @@ TEST(HttpClient, CancelFromTheMessageCallbackStopsEverything) {
     std::vector<std::string> lines;
     bool ended = false;
     HttpClient::RequestId id = 0;
-    id = http->stream(server.url(), "{}", {}, std::chrono::seconds(5),
+    id = http->stream(HttpRequest{server.url(), "{}", {}, false, std::chrono::seconds(5)}, {},
                       [&](std::string_view line) {
                           lines.emplace_back(line);
                           http->cancel(id);

@@ -69,6 +69,8 @@ def test_compaction(bins):
         node = Node(bins, "rsc", args=etcd_args(etcd))
         try:
             settled(node, etcd, "six leases learned")
+            wait_until(lambda: (node.etcd().get("lease") or {}).get("state") == "held", 15, "our own lease held")
+            settled(node, etcd, "six leases learned, our own lease written")
             before = node.etcd()
             check(before["source"]["changes"] == 6, f"6 changes ({before['source']['changes']})")
             node.control.send_signal(signal.SIGSTOP)
@@ -87,6 +89,7 @@ def test_compaction(bins):
                 etcd.delete(lease_key("10.244.6.0/24"))        # removed and back: no net change
                 put_lease(etcd, 6, 16)
                 put_lease(etcd, 5, 15)                         # the same value again: no change
+                etcd.delete(lease_key(OWN))                    # our own lease, gone unseen
                 rev = etcd.delete(FLANNEL + "/pad")
                 etcd.compact(rev, physical=True)
             finally:
@@ -98,6 +101,9 @@ def test_compaction(bins):
             print(f"     watch behind the compaction: {resynced} full resync(s), {delta} changes, "
                   f"{after['events'] - before['events']} events")
             check(resynced == 1, "the compacted watch led to exactly one full resync")
+            mine = wait_until(lambda: etcd.get_kv(lease_key(OWN)), 15, "our own lease written again")
+            check(json.loads(mine["value"]).get("PublicIP") == "10.168.0.2",
+                  f"our own lease, deleted while the watch was behind, is written again ({mine})")
             check(delta == (7 if resynced else 9), f"changes: 7 (the resync's diff only) ({delta})")
             # the watch goes on from the resync's revision
             put_lease(etcd, 10, 40)
