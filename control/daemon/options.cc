@@ -53,11 +53,12 @@ po::options_description describe() {
         ("etcd-certfile", po::value<std::string>(), "client certificate for etcd (TLS)")
         ("etcd-keyfile", po::value<std::string>(), "client certificate's key for etcd (TLS)")
         ("etcd-lease-ttl", po::value<std::int64_t>()->default_value(24 * 3600),
-         "seconds: TTL of this node's Flannel subnet lease (renewed at a third of it)")
+         "seconds: TTL of this node's Flannel subnet lease, for its first --pod-cidr (renewed at a third of it)")
         ("etcd-start-wait", po::value<std::int64_t>()->default_value(5000),
          "ms to wait for etcd's first read at start before the table is reconciled without it")
         ("node-name", po::value<std::string>(), "this node's name (Calico block affinity; default the hostname)")
         ("vtep-mac", po::value<std::string>(), "this node's VXLAN VTEP MAC, for its Flannel lease (vxlan backend)")
+        // Flannel gives a node one subnet: the lease is for the first --pod-cidr.
         ("preference", po::value<std::vector<std::string>>()->composing(),
          "source=N, lower wins (defaults: local=0 cli=10 static=20 bgp=30 etcd=40 kernel=50)")
         ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
@@ -108,10 +109,11 @@ std::string host_name() {
 
 Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
     const bool any = vm.count("etcd-prefix") || vm.count("etcd-cafile") || vm.count("etcd-certfile") ||
-                     vm.count("etcd-keyfile") || vm.count("vtep-mac") || !vm["etcd-layout"].defaulted() ||
-                     !vm["etcd-lease-ttl"].defaulted();
+                     vm.count("etcd-keyfile") || vm.count("vtep-mac") || vm.count("node-name") ||
+                     !vm["etcd-layout"].defaulted() || !vm["etcd-lease-ttl"].defaulted() ||
+                     !vm["etcd-start-wait"].defaulted();
     if (!vm.count("etcd-endpoints"))
-        return any ? Status(invalid("--etcd-* options and --vtep-mac need --etcd-endpoints")) : ok();
+        return any ? Status(invalid("--etcd-* options, --node-name and --vtep-mac need --etcd-endpoints")) : ok();
     etcd::EtcdSourceOptions e;
     for (const std::string& url : split_commas(vm["etcd-endpoints"].as<std::string>())) {
         if (!url.starts_with("http://") && !url.starts_with("https://"))
@@ -128,6 +130,10 @@ Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
         }
     if (e.client.tls.cert_file.empty() != e.client.tls.key_file.empty())
         return invalid("--etcd-certfile and --etcd-keyfile go together");
+    const bool tls_files = !e.client.tls.ca_file.empty() || !e.client.tls.cert_file.empty();
+    for (const std::string& url : e.client.endpoints)
+        if (tls_files && url.starts_with("http://"))   // the certificates would go unused, in plain text
+            return invalid("--etcd-endpoints '" + url + "' is plain http: the TLS files need https:// endpoints");
     const auto& layout_text = vm["etcd-layout"].as<std::string>();
     const auto layout = etcd::parse_layout(layout_text);
     if (!layout)
@@ -145,13 +151,16 @@ Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
         if (!e.vtep_mac)
             return invalid("--vtep-mac '" + vm["vtep-mac"].as<std::string>() + "' is not a MAC address");
     }
+    if (e.layout == etcd::LayoutKind::kCalico && (vm.count("vtep-mac") || !vm["etcd-lease-ttl"].defaulted()))
+        return invalid("--vtep-mac and --etcd-lease-ttl are for the flannel layout (this node's subnet lease)");
     const auto ttl = vm["etcd-lease-ttl"].as<std::int64_t>();
     if (ttl < 5 || ttl > 30 * 24 * 3600)
         return invalid("--etcd-lease-ttl " + std::to_string(ttl) + " is out of range 5..2592000 seconds");
     e.lease_ttl = std::chrono::seconds(ttl);
     const auto wait = vm["etcd-start-wait"].as<std::int64_t>();
-    if (wait < 0 || wait > 600'000)
-        return invalid("--etcd-start-wait " + std::to_string(wait) + " is out of range 0..600000 ms");
+    // Signals and the control socket wait meanwhile: a minute at most.
+    if (wait < 0 || wait > 60'000)
+        return invalid("--etcd-start-wait " + std::to_string(wait) + " is out of range 0..60000 ms");
     o.etcd_start_wait = std::chrono::milliseconds(wait);
     o.etcd = std::move(e);
     return ok();

@@ -1,5 +1,6 @@
-// etcd's v3 API through its JSON gateway (HTTP POST, keys and values base64,
-// 64-bit numbers as JSON strings): the handful of calls a route source needs.
+// etcd's v3 API, the handful of calls a route source needs: the full read
+// by gRPC (KV/Range over HTTP/2), the rest through the JSON gateway (HTTP
+// POST, keys and values base64, 64-bit numbers as JSON strings).
 // Asynchronous on HttpClient; one endpoint in use at a time, fail_over()
 // moves to the next.
 #pragma once

@@ -1,7 +1,8 @@
-// HTTP POSTs for etcd's JSON gateway on libcurl's multi interface, behind one
-// pollable fd: curl's sockets and its timeout live in an epoll set of our
-// own, so the daemon's loop watches fd() and calls dispatch() when it is
-// readable, as it does for netlink. Nothing here blocks.
+// HTTP POSTs for etcd (its JSON gateway; gRPC over HTTP/2) on libcurl's
+// multi interface, behind one pollable fd: curl's sockets and its timeout
+// live in an epoll set of our own, so the daemon's loop watches fd() and
+// calls dispatch() when it is readable, as it does for netlink. Nothing
+// here blocks.
 //
 // Two kinds of request: a unary POST (the whole answer, once) and a stream
 // (etcd's watch: newline-separated JSON messages as they come). Callbacks

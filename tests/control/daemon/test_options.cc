@@ -55,7 +55,7 @@ TEST(EtcdOptions, CalicoFromTheIniFile) {
     const auto dir = std::filesystem::temp_directory_path() / ("podfwd-options-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     const auto ini = dir / "control.ini";
-    std::ofstream(ini) << "etcd-endpoints = http://127.0.0.1:2379\netcd-layout = calico\netcd-lease-ttl = 60\n"
+    std::ofstream(ini) << "etcd-endpoints = http://127.0.0.1:2379\netcd-layout = calico\n"
                           "etcd-start-wait = 250\nnode-name = worker-3\n";
     auto parsed = parse({"--config", ini.string()});
     std::filesystem::remove_all(dir);
@@ -64,13 +64,19 @@ TEST(EtcdOptions, CalicoFromTheIniFile) {
     EXPECT_EQ(e.layout, etcd::LayoutKind::kCalico);
     EXPECT_EQ(e.prefix, "/calico");
     EXPECT_EQ(e.node_name, "worker-3");
-    EXPECT_EQ(e.lease_ttl, std::chrono::seconds(60));
     EXPECT_EQ(parsed->options.etcd_start_wait, std::chrono::milliseconds(250));
 }
 
 TEST(EtcdOptions, EachMistakeIsOneLine) {
     const std::string url = "http://127.0.0.1:2379";
-    EXPECT_EQ(error_of({"--etcd-layout", "calico"}), "--etcd-* options and --vtep-mac need --etcd-endpoints");
+    EXPECT_EQ(error_of({"--etcd-layout", "calico"}), "--etcd-* options, --node-name and --vtep-mac need --etcd-endpoints");
+    EXPECT_EQ(error_of({"--node-name", "n1"}), "--etcd-* options, --node-name and --vtep-mac need --etcd-endpoints");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-cafile", "/proc/self/status"}),
+              "--etcd-endpoints 'http://127.0.0.1:2379' is plain http: the TLS files need https:// endpoints");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-layout", "calico", "--vtep-mac", "0a:00:00:00:00:01"}),
+              "--vtep-mac and --etcd-lease-ttl are for the flannel layout (this node's subnet lease)");
+    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-start-wait", "600000"}),
+              "--etcd-start-wait 600000 is out of range 0..60000 ms");
     EXPECT_EQ(error_of({"--etcd-endpoints", "127.0.0.1:2379"}),
               "--etcd-endpoints: '127.0.0.1:2379' is not an http:// or https:// URL");
     EXPECT_EQ(error_of({"--etcd-endpoints", url + ","}), "--etcd-endpoints: '' is not an http:// or https:// URL");
@@ -80,9 +86,9 @@ TEST(EtcdOptions, EachMistakeIsOneLine) {
     EXPECT_EQ(error_of({"--etcd-endpoints", url, "--vtep-mac", "zz"}), "--vtep-mac 'zz' is not a MAC address");
     EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-lease-ttl", "2"}),
               "--etcd-lease-ttl 2 is out of range 5..2592000 seconds");
-    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-certfile", "/proc/self/status"}),
+    EXPECT_EQ(error_of({"--etcd-endpoints", "https://127.0.0.1:2379", "--etcd-certfile", "/proc/self/status"}),
               "--etcd-certfile and --etcd-keyfile go together");
-    EXPECT_EQ(error_of({"--etcd-endpoints", url, "--etcd-cafile", "/nonexistent/ca.crt"}),
+    EXPECT_EQ(error_of({"--etcd-endpoints", "https://127.0.0.1:2379", "--etcd-cafile", "/nonexistent/ca.crt"}),
               "--etcd-cafile /nonexistent/ca.crt: No such file or directory");
 }
 
