@@ -191,6 +191,7 @@ void Control::tick() {
     sync_.collect();
     resync_kernel();
     refresh_etcd_state();
+    save_etcd_routes();
     // Room may have been made (routes withdrawn, records reclaimed).
     bool staged = sync_.retry_refused(rib_) != 0;
     if (!pending_neighbours_.empty()) {

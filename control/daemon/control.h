@@ -120,6 +120,8 @@ private:
     Status start_etcd();
     void on_etcd_readable();
     void refresh_etcd_state();
+    void save_etcd_routes();
+    Status load_saved_etcd_routes();
     json etcd_json() const;
 
     json route_add(const json& request);
@@ -146,6 +148,8 @@ private:
     bool reconciled_ = false;      // until start() reconciles, changes only go to the RIB
     bool cli_unflushed_ = false;   // saved, not yet fsync'd
     bool kernel_resync_ = false;   // a netlink error: notifications lost, dump again
+    bool etcd_unsaved_ = false;    // etcd's routes changed since etcd_state_path() was written
+    std::chrono::steady_clock::time_point etcd_saved_at_{};
     std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

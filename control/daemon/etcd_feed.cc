@@ -19,6 +19,7 @@ Status Control::start_etcd() {
         for (const auto& [prefix, route] : routes)
             specs.push_back(etcd_route_spec(route, options_.node));
         replace_source_routes(Source::kEtcd, specs);
+        etcd_unsaved_ = true;
         if (reconciled_)
             (void)commit();
     };
@@ -29,6 +30,7 @@ Status Control::start_etcd() {
             else
                 withdraw(change.prefix, Source::kEtcd);
         }
+        etcd_unsaved_ = true;
         if (reconciled_)
             (void)commit();
     };
@@ -42,9 +44,49 @@ Status Control::start_etcd() {
     // missing then would have its routes withdrawn from a running dataplane.
     etcd_->run_until_synced(options_.etcd_start_wait);
     if (!etcd_->synced())
-        spdlog::warn("etcd: no full read within {} ms; starting without etcd's routes (they follow once etcd answers)",
-                     options_.etcd_start_wait.count());
+        if (auto s = load_saved_etcd_routes(); !s)
+            spdlog::error("etcd: {}", s.error().message);
     refresh_etcd_state();
+    return ok();
+}
+
+// etcd's routes as the RIB holds them, written (atomically, at most every
+// few seconds) where a restart while etcd is unreachable finds them.
+void Control::save_etcd_routes() {
+    constexpr auto kEvery = std::chrono::seconds(2);
+    const auto now = std::chrono::steady_clock::now();
+    if (!etcd_ || !etcd_unsaved_ || now - etcd_saved_at_ < kEvery)
+        return;
+    CliState saved;   // the CLI state's file format: routes (and no neighbours)
+    rib_.for_each([&](const RibRoute& route, bool) {
+        if (route.spec.source == Source::kEtcd)
+            saved.routes.push_back(route.spec);
+    });
+    etcd_saved_at_ = now;
+    if (auto s = control::save_cli_state(options_.etcd_state_path(), saved); !s) {
+        spdlog::warn("etcd: cannot keep its routes for a restart: {}", s.error().message);
+        return;
+    }
+    etcd_unsaved_ = false;
+}
+
+// etcd did not answer at start: rather than withdraw its routes from a
+// running dataplane when the table is reconciled, start from what it stated
+// last; its first read replaces them by difference.
+Status Control::load_saved_etcd_routes() {
+    auto saved = control::load_cli_state(options_.etcd_state_path());
+    if (!saved)
+        return Error{saved.error().code, "its routes of the last run: " + saved.error().message};
+    for (RouteSpec& spec : saved->routes)
+        spec.source = Source::kEtcd;
+    if (saved->routes.empty()) {
+        spdlog::warn("etcd: no full read within {} ms; starting without etcd's routes (they follow once it answers)",
+                     options_.etcd_start_wait.count());
+        return ok();
+    }
+    spdlog::warn("etcd: no full read within {} ms; starting from the {} routes it stated last ({}), until it answers",
+                 options_.etcd_start_wait.count(), saved->routes.size(), options_.etcd_state_path());
+    replace_source_routes(Source::kEtcd, saved->routes);
     return ok();
 }
 

@@ -26,6 +26,8 @@ struct DaemonOptions {
     std::string log_level = "info";
 
     std::string cli_state_path() const { return state_dir + "/" + table + ".cli.json"; }
+    // etcd's routes as last applied: a restart while etcd is unreachable starts from them.
+    std::string etcd_state_path() const { return state_dir + "/" + table + ".etcd.json"; }
 };
 
 struct ParsedDaemonArgs {

@@ -263,6 +263,44 @@ def test_first_endpoint_dead(bins):
             node.close()
 
 
+def test_restart_unreachable(bins):
+    """kill -9 of podfwd-control while etcd is down too: the restarted daemon
+    starts from the routes etcd stated last (kept in --state-dir), so the
+    running dataplane's table keeps them, same next-hop records; etcd back,
+    only the difference is applied."""
+    with EtcdCluster() as etcd:
+        setup(etcd)
+        node = Node(bins, "rsx", args=etcd_args(etcd, etcd_start_wait=1000))
+        try:
+            settled(node, etcd, "six leases learned")
+            before = node.etcd_routes()
+            saved_path = f"{node.tmp}/state/{node.table}.etcd.json"
+
+            def saved_routes():
+                try:
+                    with open(saved_path) as f:
+                        return len(json.load(f)["routes"]) == len(before)
+                except (OSError, ValueError, KeyError):
+                    return False
+            wait_until(saved_routes, 10, "etcd's routes kept in the state dir")
+            node.kill_control()
+            etcd.stop()
+            node.start_control()
+            after = node.etcd_routes()
+            check({p: r["nexthop_id"] for p, r in after.items()} == {p: r["nexthop_id"] for p, r in before.items()},
+                  f"etcd down at the restart: its {len(before)} routes stay, same next-hop records")
+            s = node.source()
+            check(s["state"] in ("error", "syncing"), f"the source shows etcd is not reached ({s['state']})")
+            check(node.log_lines("starting from the 6 routes it stated last"), "and says it started from them")
+            loaded = node.changes()
+            etcd.start()
+            put_lease(etcd, 1, 34)
+            settled(node, etcd, "etcd back: its content, one changed lease")
+            check(node.changes() - loaded == 1, f"only the difference applied: 1 change ({node.changes() - loaded})")
+        finally:
+            node.close()
+
+
 def test_start_unreachable(bins):
     with EtcdCluster() as etcd:
         setup(etcd, count=2)
@@ -287,7 +325,7 @@ if __name__ == "__main__":
     enter_private_netns()
     bins = binaries(sys.argv)
     for test in (test_compaction, test_restart, test_failover, test_daemon_restart, test_one_revision, test_many,
-                 test_first_endpoint_dead, test_start_unreachable):
+                 test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable):
         print(f"--- {test.__name__}", flush=True)
         try:
             test(bins)
