@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "control", "integration"))
@@ -31,6 +32,22 @@ def binaries(argv):
     if len(argv) > 3:
         bins["dataplane"] = argv[3]
     return bins
+
+
+def run_tests(check, *tests):
+    """The scripts' main: in a network namespace of their own, each
+    test(bins) in turn; one test's failure (an exception too) does not hide
+    the others'. Exits non-zero when any check failed."""
+    enter_private_netns()   # before etcd starts: it listens on the namespace's 127.0.0.1
+    bins = binaries(sys.argv)
+    for test in tests:
+        print(f"--- {test.__name__}", flush=True)
+        try:
+            test(bins)
+        except Exception as e:
+            traceback.print_exc()
+            check(False, f"{test.__name__}: {type(e).__name__}: {e}")
+    check.exit()
 
 
 def wait_until(condition, seconds, what, interval=0.05):

@@ -8,12 +8,9 @@ bad values rejected beside good ones.
 Usage: test_etcd_calico.py PODFWD_CONTROL PODFWDCTL"""
 import json
 import socket
-import sys
-import traceback
 
-from etcd_lab import (CALICO, CALICO_BLOCKS, CALICO_NODES, CALICO_POOLS, Checks, EtcdCluster, Node, binaries,
-                      calico_block, calico_expected, calico_node, calico_pool, enter_private_netns, etcd_args,
-                      route, wait_until)
+from etcd_lab import (CALICO, CALICO_BLOCKS, CALICO_NODES, CALICO_POOLS, Checks, EtcdCluster, Node, calico_block,
+                      calico_expected, calico_node, calico_pool, etcd_args, route, wait_until, run_tests)
 
 check = Checks()
 ME = "node-a"
@@ -182,13 +179,4 @@ def test_default_node_name(bins):
 
 
 if __name__ == "__main__":
-    enter_private_netns()
-    bins = binaries(sys.argv)
-    for test in (test_calico, test_start_empty, test_default_node_name):
-        print(f"--- {test.__name__}", flush=True)
-        try:
-            test(bins)
-        except Exception as e:   # one test's failure does not hide the others'
-            traceback.print_exc()
-            check(False, f"{test.__name__}: {type(e).__name__}: {e}")
-    check.exit()
+    run_tests(check, test_calico, test_start_empty, test_default_node_name)

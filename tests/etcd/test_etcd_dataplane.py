@@ -8,11 +8,9 @@ MACs and IPs, VNI, the lease's VtepMAC inside), and a deleted or revoked
 lease drops it (counted no_route).
 
 Usage: test_etcd_dataplane.py PODFWD_CONTROL PODFWDCTL PODFWD_DATAPLANE"""
-import sys
-import traceback
 
-from etcd_lab import (FLANNEL, Checks, DataplaneLab, EtcdCluster, binaries, enter_private_netns, etcd_args,
-                      flannel_config, flannel_lease, lease_key, route)
+from etcd_lab import (FLANNEL, Checks, DataplaneLab, EtcdCluster, etcd_args, flannel_config, flannel_lease,
+                      lease_key, route, run_tests)
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
@@ -70,11 +68,4 @@ def test_dataplane(bins):
 
 
 if __name__ == "__main__":
-    enter_private_netns()   # before etcd: it listens on the namespace's 127.0.0.1
-    bins = binaries(sys.argv)
-    try:
-        test_dataplane(bins)
-    except Exception as e:
-        traceback.print_exc()
-        check(False, f"test_dataplane: {type(e).__name__}: {e}")
-    check.exit()
+    run_tests(check, test_dataplane)

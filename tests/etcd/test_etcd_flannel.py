@@ -7,11 +7,9 @@ another node holds it; two nodes learn each other's lease.
 
 Usage: test_etcd_flannel.py PODFWD_CONTROL PODFWDCTL"""
 import json
-import sys
-import traceback
 
-from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, binaries, enter_private_netns, etcd_args,
-                      flannel_config, flannel_expected, flannel_lease, lease_key, route, wait_until)
+from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, etcd_args, flannel_config, flannel_expected, flannel_lease,
+                      lease_key, route, wait_until, run_tests)
 
 check = Checks()
 OWN = "10.244.0.0/24"   # Node's defaults: node IP 10.168.0.2, this pod CIDR
@@ -298,13 +296,4 @@ def test_two_nodes(bins):
 
 
 if __name__ == "__main__":
-    enter_private_netns()
-    bins = binaries(sys.argv)
-    for test in (test_leases, test_direct_routing, test_rejections, test_conflict, test_two_nodes):
-        print(f"--- {test.__name__}", flush=True)
-        try:
-            test(bins)
-        except Exception as e:   # one test's failure does not hide the others'
-            traceback.print_exc()
-            check(False, f"{test.__name__}: {type(e).__name__}: {e}")
-    check.exit()
+    run_tests(check, test_leases, test_direct_routing, test_rejections, test_conflict, test_two_nodes)

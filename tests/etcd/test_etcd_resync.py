@@ -9,12 +9,10 @@ moved by exactly the route changes made (nothing lost, nothing twice).
 Usage: test_etcd_resync.py PODFWD_CONTROL PODFWDCTL"""
 import json
 import signal
-import sys
 import time
-import traceback
 
-from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, binaries, enter_private_netns, etcd_args,
-                      flannel_config, flannel_expected, flannel_lease, lease_key, wait_until)
+from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, etcd_args, flannel_config, flannel_expected, flannel_lease,
+                      lease_key, wait_until, run_tests)
 from etcd_server import free_ports
 
 check = Checks()
@@ -322,14 +320,5 @@ def test_start_unreachable(bins):
 
 
 if __name__ == "__main__":
-    enter_private_netns()
-    bins = binaries(sys.argv)
-    for test in (test_compaction, test_restart, test_failover, test_daemon_restart, test_one_revision, test_many,
-                 test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable):
-        print(f"--- {test.__name__}", flush=True)
-        try:
-            test(bins)
-        except Exception as e:   # one test's failure does not hide the others'
-            traceback.print_exc()
-            check(False, f"{test.__name__}: {type(e).__name__}: {e}")
-    check.exit()
+    run_tests(check, test_compaction, test_restart, test_failover, test_daemon_restart, test_one_revision, test_many,
+              test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable)

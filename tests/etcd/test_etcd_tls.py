@@ -8,11 +8,9 @@ nothing.
 Usage: test_etcd_tls.py PODFWD_CONTROL PODFWDCTL"""
 import json
 import os
-import sys
-import traceback
 
-from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, binaries, enter_private_netns, etcd_args,
-                      flannel_config, flannel_lease, lease_key, route, wait_until)
+from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, etcd_args, flannel_config, flannel_lease, lease_key, route,
+                      wait_until, run_tests)
 from etcd_server import make_certs
 
 check = Checks()
@@ -64,11 +62,4 @@ def test_tls(bins):
 
 
 if __name__ == "__main__":
-    enter_private_netns()
-    bins = binaries(sys.argv)
-    try:
-        test_tls(bins)
-    except Exception as e:
-        traceback.print_exc()
-        check(False, f"test_tls: {type(e).__name__}: {e}")
-    check.exit()
+    run_tests(check, test_tls)
