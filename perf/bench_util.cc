@@ -1,12 +1,20 @@
 #include "perf/bench_util.h"
 
+#include <dirent.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <numeric>
 #include <utility>
 
 namespace podfwd::perf {
@@ -168,6 +176,120 @@ std::string mib(std::size_t bytes) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
     return buf;
+}
+
+std::string fixed(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+std::string build_tree_path(const std::string& relative) {
+    const std::filesystem::path here = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+    return (here / relative).lexically_normal().string();
+}
+
+void walk_args(int argc, char** argv, const char* usage,
+               const std::function<bool(const std::string& arg, const std::function<std::string()>& value)>& option) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const std::function<std::string()> value = [&]() -> std::string {
+            if (i + 1 >= argc)
+                throw std::invalid_argument(arg + " needs a value");
+            return argv[++i];
+        };
+        if (arg == "-h" || arg == "--help") {
+            std::cout << usage;
+            std::exit(0);
+        }
+        if (!option(arg, value))
+            throw std::invalid_argument("unknown argument " + arg);
+    }
+}
+
+std::runtime_error system_error(const std::string& what) {
+    return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string one, five, fifteen;
+    in >> one >> five >> fifteen;
+    return one + " " + five + " " + fifteen;
+}
+
+std::string machine() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, model = "?";
+    while (std::getline(in, line))
+        if (line.rfind("model name", 0) == 0) {
+            model = line.substr(line.find(':') + 2);
+            break;
+        }
+    utsname u{};
+    ::uname(&u);
+    return std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs (" + model + "), Linux " + u.release;
+}
+
+double cpu_wait_us() {
+    std::ifstream in("/proc/pressure/cpu");
+    std::string word;
+    while (in >> word)
+        if (word.rfind("total=", 0) == 0)
+            return std::stod(word.substr(6));
+    return 0;
+}
+
+Percentiles summarize(std::vector<double> ms) {
+    Percentiles p;
+    if (ms.empty())
+        return p;
+    std::sort(ms.begin(), ms.end());
+    const auto rank = [&](double q) {
+        const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(ms.size())));
+        return ms[std::clamp<std::size_t>(k, 1, ms.size()) - 1];
+    };
+    p.p50 = rank(0.50);
+    p.p99 = rank(0.99);
+    p.max = ms.back();
+    p.mean = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size());
+    return p;
+}
+
+Placement::Placement(bool pin) {
+    const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    enabled_ = pin && n >= 2;
+    if (!enabled_)
+        return;
+    ::sched_getaffinity(0, sizeof(saved_), &saved_);
+    CPU_ZERO(&poller_);
+    CPU_ZERO(&others_);
+    CPU_SET(static_cast<int>(n - 1), &poller_);
+    for (int c = 0; c < n - 1; ++c)
+        CPU_SET(c, &others_);
+}
+
+Placement::~Placement() {
+    if (enabled_)
+        ::sched_setaffinity(0, sizeof(saved_), &saved_);
+}
+
+void Placement::process_on_others(pid_t pid) const {
+    if (!enabled_)
+        return;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr)
+        throw system_error("opendir " + dir);
+    while (const dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.')
+            set(static_cast<pid_t>(std::atoi(e->d_name)), others_);
+    ::closedir(d);
+}
+
+void Placement::set(pid_t pid, const cpu_set_t& mask) const {
+    if (enabled_ && ::sched_setaffinity(pid, sizeof(mask), &mask) != 0 && errno != ESRCH)
+        throw system_error("sched_setaffinity");
 }
 
 }  // namespace podfwd::perf

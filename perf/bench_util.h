@@ -1,11 +1,17 @@
 // Pieces shared by the lookup and the update halves of the LPM benchmark:
-// error checking, timing, our table's segment lifetime, and the cross-check.
+// error checking, timing, our table's segment lifetime, and the cross-check;
+// and by control_bench and etcd_bench: the machine and its load, latency
+// percentiles, and where the table poller runs.
 #pragma once
+
+#include <sched.h>
+#include <sys/types.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -110,6 +116,89 @@ MappedBytes mapped_bytes(const std::string& path_suffix);
 std::string describe_mismatch(Ipv4Addr addr, const char* path, lpm::NextHopId got, const ReferenceLpm& ref);
 std::string with_commas(std::uint64_t n);
 std::string mib(std::size_t bytes);
+// v with `decimals` decimals ("%.*f").
+std::string fixed(double v, int decimals);
+
+// `relative` to this executable's directory, normalised: another program of
+// the same build tree ("../control/daemon/podfwd-control").
+std::string build_tree_path(const std::string& relative);
+
+// A bench's command line: calls option(arg, value) for each argument after
+// argv[0], where value() takes the argument after it (throwing
+// std::invalid_argument "<arg> needs a value" when there is none); option
+// returns false for one it does not know, which throws std::invalid_argument
+// "unknown argument <arg>". -h and --help print `usage` and exit 0.
+void walk_args(int argc, char** argv, const char* usage,
+               const std::function<bool(const std::string& arg, const std::function<std::string()>& value)>& option);
+
+// An error naming `what` and errno's message.
+std::runtime_error system_error(const std::string& what);
+
+// /proc/loadavg's 1, 5 and 15 minute figures: "0.52 0.31 0.20".
+std::string load_average();
+// "N CPUs (<model name>), Linux <release>".
+std::string machine();
+// /proc/pressure/cpu "some" total: microseconds in which at least one
+// runnable task waited for a CPU (0 when the kernel has no PSI).
+double cpu_wait_us();
+
+// What share of a phase (from construction) some task spent waiting for a CPU.
+class Pressure {
+public:
+    Pressure() : start_us_(cpu_wait_us()) {}
+    std::string share() const {
+        const double waited = cpu_wait_us() - start_us_;
+        return fixed(100.0 * waited / (clock_.seconds() * 1e6), 0) + "%";
+    }
+
+private:
+    double start_us_;
+    Stopwatch clock_;
+};
+
+// A set of timings: p50 and p99 (nearest rank), max and mean. All 0 when
+// there are none.
+struct Percentiles {
+    double p50 = 0, p99 = 0, max = 0, mean = 0;
+};
+Percentiles summarize(std::vector<double> ms);
+
+// Sets s.p50, s.p99, s.max and s.mean from the timings s.ms.
+template <class Series>
+void set_percentiles(Series& s) {
+    const Percentiles p = summarize(s.ms);
+    s.p50 = p.p50;
+    s.p99 = p.p99;
+    s.max = p.max;
+    s.mean = p.mean;
+}
+
+// Unless `pin` is false: the bench's table poller (the dataplane's stand-in)
+// alone on the last CPU, the daemon and the clients on the others, as on a
+// node whose dataplane lcores are dedicated. Children inherit the mask at
+// spawn and are moved right after it. Unpinned, a client that starts on the
+// poller's CPU can wait for the next scheduler tick (4 ms at HZ=250) behind
+// the spinning poller: the p99 then measures the bench, not the daemon.
+// With one CPU, or unpinned, every call is a no-op. The destructor restores
+// the calling thread's mask.
+class Placement {
+public:
+    explicit Placement(bool pin);
+    ~Placement();
+    Placement(const Placement&) = delete;
+    Placement& operator=(const Placement&) = delete;
+
+    void self_on_others() const { set(0, others_); }
+    void self_on_poller() const { set(0, poller_); }
+    void child(pid_t pid) const { set(pid, others_); }
+    // Every thread of a process already running (etcd's Go threads).
+    void process_on_others(pid_t pid) const;
+
+private:
+    void set(pid_t pid, const cpu_set_t& mask) const;
+    bool enabled_ = false;
+    cpu_set_t saved_{}, poller_{}, others_{};
+};
 
 template <class Impl>
 void cross_check(const std::string& what, const Impl& impl, const Sample& sample, const ReferenceLpm& ref) {

@@ -9,15 +9,12 @@
 //
 // Runs in a private network namespace of its own (root). Prints a table,
 // then the summary lines push_routes_per_s=, cli_add_p99_ms=, netlink_p99_ms=.
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <stdexcept>
 #include <string>
 
@@ -51,17 +48,10 @@ const char* kUsage =
 
 Args parse(int argc, char** argv) {
     Args a;
-    const std::filesystem::path here = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-    a.latency.control = (here / "../control/daemon/podfwd-control").lexically_normal().string();
-    a.latency.ctl = (here / "../control/ctl/podfwdctl").lexically_normal().string();
+    a.latency.control = build_tree_path("../control/daemon/podfwd-control");
+    a.latency.ctl = build_tree_path("../control/ctl/podfwdctl");
     long repeats = -1, adds = -1;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        const auto value = [&]() -> std::string {
-            if (i + 1 >= argc)
-                throw std::invalid_argument(arg + " needs a value");
-            return argv[++i];
-        };
+    walk_args(argc, argv, kUsage, [&](const std::string& arg, const auto& value) {
         if (arg == "--quick")
             a.quick = true;
         else if (arg == "--routes")
@@ -80,12 +70,10 @@ Args parse(int argc, char** argv) {
             a.latency.control = value();
         else if (arg == "--ctl")
             a.latency.ctl = value();
-        else if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        } else
-            throw std::invalid_argument("unknown argument " + arg);
-    }
+        else
+            return false;
+        return true;
+    });
     a.push.repeats = repeats > 0 ? static_cast<unsigned>(repeats) : (a.quick ? 3 : 5);
     a.latency.adds = adds > 0 ? static_cast<std::size_t>(adds) : (a.quick ? 200 : 1000);
     if (a.push.routes < 1000 || a.push.routes > 500000)
@@ -96,62 +84,6 @@ Args parse(int argc, char** argv) {
         if (::access(path.c_str(), X_OK) != 0)
             throw std::invalid_argument(path + " is not there: build the tree (ninja -C build)");
     return a;
-}
-
-std::string load_average() {
-    std::ifstream in("/proc/loadavg");
-    std::string one, five, fifteen;
-    in >> one >> five >> fifteen;
-    return one + " " + five + " " + fifteen;
-}
-
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-    return buf;
-}
-
-// /proc/pressure/cpu "some" total: microseconds in which at least one
-// runnable task waited for a CPU (0 when the kernel has no PSI).
-double cpu_wait_us() {
-    std::ifstream in("/proc/pressure/cpu");
-    std::string word;
-    while (in >> word)
-        if (word.rfind("total=", 0) == 0)
-            return std::stod(word.substr(6));
-    return 0;
-}
-
-// What share of a phase some task spent waiting for a CPU.
-class Pressure {
-public:
-    Pressure() : start_us_(cpu_wait_us()) {}
-    std::string share() const {
-        const double waited = cpu_wait_us() - start_us_;
-        return fixed(100.0 * waited / (clock_.seconds() * 1e6), 0) + "%";
-    }
-
-private:
-    double start_us_;
-    Stopwatch clock_;
-};
-
-std::string machine() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line, model = "?";
-    while (std::getline(in, line))
-        if (line.rfind("model name", 0) == 0) {
-            model = line.substr(line.find(':') + 2);
-            break;
-        }
-    utsname u{};
-    ::uname(&u);
-    std::string s = std::to_string(::sysconf(_SC_NPROCESSORS_ONLN));
-    s += " CPUs (";
-    s += model;
-    s += "), Linux ";
-    s += u.release;
-    return s;
 }
 
 std::string rate(double v) { return with_commas(static_cast<std::uint64_t>(v + 0.5)); }

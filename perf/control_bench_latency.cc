@@ -11,11 +11,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <numeric>
 #include <stdexcept>
 #include <thread>
 
@@ -32,10 +29,6 @@ constexpr auto kVisibleTimeout = std::chrono::seconds(5);
 constexpr int kKernelTable = 100;
 constexpr const char* kCliVia = "10.168.0.9";
 constexpr const char* kKernelVia = "10.168.0.7";
-
-std::runtime_error system_error(const std::string& what) {
-    return std::runtime_error(what + ": " + std::strerror(errno));
-}
 
 // Path k's i-th prefix: 172.(16 + 4k + i / 256).(i % 256).0/24, 1024 per path.
 Prefix4 path_prefix(unsigned path, std::size_t i) {
@@ -200,60 +193,6 @@ Clock::time_point wait_visible(const lpm::TableView& view, lpm::ReaderSlot& slot
     }
 }
 
-// Unless --no-pin: the bench's poller (the dataplane's stand-in) alone on
-// the last CPU, the daemon and the clients on the others, as on a node whose
-// dataplane lcores are dedicated. Children inherit the mask at spawn and
-// are moved right after it. Unpinned, a client that starts on the poller's
-// CPU can wait for the next scheduler tick (4 ms at HZ=250) behind the
-// spinning poller: the p99 then measures the bench, not the daemon.
-class Placement {
-public:
-    explicit Placement(bool pin) {
-        const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-        enabled_ = pin && n >= 2;
-        if (!enabled_)
-            return;
-        ::sched_getaffinity(0, sizeof(saved_), &saved_);
-        CPU_ZERO(&poller_);
-        CPU_ZERO(&others_);
-        CPU_SET(static_cast<int>(n - 1), &poller_);
-        for (int c = 0; c < n - 1; ++c)
-            CPU_SET(c, &others_);
-    }
-    ~Placement() {
-        if (enabled_)
-            ::sched_setaffinity(0, sizeof(saved_), &saved_);
-    }
-    Placement(const Placement&) = delete;
-    Placement& operator=(const Placement&) = delete;
-
-    bool enabled() const noexcept { return enabled_; }
-    void self_on_others() const { set(0, others_); }
-    void self_on_poller() const { set(0, poller_); }
-    void child(pid_t pid) const { set(pid, others_); }
-
-private:
-    void set(pid_t pid, const cpu_set_t& mask) const {
-        if (enabled_ && ::sched_setaffinity(pid, sizeof(mask), &mask) != 0 && errno != ESRCH)
-            throw system_error("sched_setaffinity");
-    }
-    bool enabled_ = false;
-    cpu_set_t saved_{}, poller_{}, others_{};
-};
-
-void summarise(Latencies& l) {
-    std::vector<double> v = l.ms;
-    std::sort(v.begin(), v.end());
-    const auto rank = [&](double p) {
-        const auto k = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
-        return v[std::clamp<std::size_t>(k, 1, v.size()) - 1];
-    };
-    l.p50 = rank(0.50);
-    l.p99 = rank(0.99);
-    l.max = v.back();
-    l.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-
 }  // namespace
 
 void enter_private_netns() {
@@ -379,7 +318,7 @@ LatencyResult run_latency(const LatencyOptions& o) {
         }
     }
     for (Latencies* l : {&r.cli, &r.socket, &r.ip, &r.netlink})
-        summarise(*l);
+        set_percentiles(*l);
 
     // A clean stop: the daemon exits on SIGTERM; then its segment goes.
     stop(daemon);

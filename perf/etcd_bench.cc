@@ -12,16 +12,13 @@
 // Starts its own etcd (free ports, data in a temporary directory removed at
 // exit, also on failure or a signal). Prints a table, then the summary lines
 // ending with sync_5k_nodes_ms=, sync_vs_etcdctl=, put_to_table_p99_ms=.
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <stdexcept>
 #include <string>
 
@@ -61,16 +58,9 @@ const char* kUsage =
 
 Args parse(int argc, char** argv) {
     Args a;
-    const std::filesystem::path here = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-    a.control = (here / "../control/daemon/podfwd-control").lexically_normal().string();
+    a.control = build_tree_path("../control/daemon/podfwd-control");
     long rounds = -1, puts = -1;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        const auto value = [&]() -> std::string {
-            if (i + 1 >= argc)
-                throw std::invalid_argument(arg + " needs a value");
-            return argv[++i];
-        };
+    walk_args(argc, argv, kUsage, [&](const std::string& arg, const auto& value) {
         if (arg == "--quick")
             a.quick = true;
         else if (arg == "--rounds")
@@ -93,12 +83,10 @@ Args parse(int argc, char** argv) {
             a.etcd = value();
         else if (arg == "--etcdctl")
             a.etcdctl = value();
-        else if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            std::exit(0);
-        } else
-            throw std::invalid_argument("unknown argument " + arg);
-    }
+        else
+            return false;
+        return true;
+    });
     a.rounds = rounds > 0 ? static_cast<unsigned>(rounds) : 5;
     a.puts = puts > 0 ? static_cast<std::size_t>(puts) : (a.quick ? 200 : 1000);
     if (a.leases < 10 || a.calico_nodes < 1 || a.blocks_per_node < 1)
@@ -108,54 +96,6 @@ Args parse(int argc, char** argv) {
     if (::access(a.control.c_str(), X_OK) != 0)
         throw std::invalid_argument(a.control + " is not there: build the tree (ninja -C build)");
     return a;
-}
-
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
-
-std::string load_average() {
-    std::ifstream in("/proc/loadavg");
-    std::string one, five, fifteen;
-    in >> one >> five >> fifteen;
-    return one + " " + five + " " + fifteen;
-}
-
-// /proc/pressure/cpu "some" total, µs (0 without PSI).
-double cpu_wait_us() {
-    std::ifstream in("/proc/pressure/cpu");
-    std::string word;
-    while (in >> word)
-        if (word.rfind("total=", 0) == 0)
-            return std::stod(word.substr(6));
-    return 0;
-}
-
-class Pressure {
-public:
-    Pressure() : start_us_(cpu_wait_us()) {}
-    std::string share() const {
-        return fixed(100.0 * (cpu_wait_us() - start_us_) / (clock_.seconds() * 1e6), 0) + "%";
-    }
-
-private:
-    double start_us_;
-    Stopwatch clock_;
-};
-
-std::string machine() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line, model = "?";
-    while (std::getline(in, line))
-        if (line.rfind("model name", 0) == 0) {
-            model = line.substr(line.find(':') + 2);
-            break;
-        }
-    utsname u{};
-    ::uname(&u);
-    return std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs (" + model + "), Linux " + u.release;
 }
 
 std::string joined(const std::vector<std::string>& argv) {

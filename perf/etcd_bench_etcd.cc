@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "perf/bench_util.h"
 #include "perf/control_bench_proc.h"
 
 namespace podfwd::perf {
@@ -35,10 +36,6 @@ void on_interrupt(int sig) {
     for (const pid_t pid : g_children)
         if (pid > 0)
             ::kill(pid, SIGKILL);
-}
-
-std::runtime_error system_error(const std::string& what) {
-    return std::runtime_error(what + ": " + std::strerror(errno));
 }
 
 int connect_to(int port) {

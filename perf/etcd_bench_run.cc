@@ -1,18 +1,14 @@
 #include "perf/etcd_bench_run.h"
 
-#include <dirent.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -35,10 +31,6 @@ Ipv4Addr ip4(unsigned a, unsigned b, unsigned c, unsigned d) {
 
 // The subnet key component Flannel and Calico write: 10.1.2.0-24.
 std::string key_component(const Prefix4& p) { return format_ipv4(p.addr) + "-" + std::to_string(p.len); }
-
-std::runtime_error system_error(const std::string& what) {
-    return std::runtime_error(what + ": " + std::strerror(errno));
-}
 
 // A process of ours, stopped (SIGTERM, by PID) when this goes.
 struct Child {
@@ -215,51 +207,6 @@ SyncSample sync_daemon(const Env& env, const Dataset& data, const DaemonFiles& f
     return s;
 }
 
-// --- placement, as in control_bench: the poller alone on the last CPU ---
-
-class Placement {
-public:
-    explicit Placement(bool pin) {
-        const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-        enabled_ = pin && n >= 2;
-        ::sched_getaffinity(0, sizeof(saved_), &saved_);
-        if (!enabled_)
-            return;
-        CPU_ZERO(&poller_);
-        CPU_ZERO(&others_);
-        CPU_SET(static_cast<int>(n - 1), &poller_);
-        for (int c = 0; c < n - 1; ++c)
-            CPU_SET(c, &others_);
-    }
-    ~Placement() { ::sched_setaffinity(0, sizeof(saved_), &saved_); }
-    Placement(const Placement&) = delete;
-    Placement& operator=(const Placement&) = delete;
-
-    void self_on_others() const { set(0, others_); }
-    void self_on_poller() const { set(0, poller_); }
-    // Every thread of a process already running (etcd's Go threads).
-    void process_on_others(pid_t pid) const {
-        if (!enabled_)
-            return;
-        const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-        DIR* d = ::opendir(dir.c_str());
-        if (d == nullptr)
-            throw system_error("opendir " + dir);
-        while (const dirent* e = ::readdir(d))
-            if (e->d_name[0] != '.')
-                set(static_cast<pid_t>(std::atoi(e->d_name)), others_);
-        ::closedir(d);
-    }
-
-private:
-    void set(pid_t pid, const cpu_set_t& mask) const {
-        if (enabled_ && ::sched_setaffinity(pid, sizeof(mask), &mask) != 0 && errno != ESRCH)
-            throw system_error("sched_setaffinity");
-    }
-    bool enabled_ = false;
-    cpu_set_t saved_{}, poller_{}, others_{};
-};
-
 // One timed operation: the times (from just before the send) at which the
 // table answered, etcd acknowledged, and the bench's own watch saw the event.
 struct Times {
@@ -402,21 +349,6 @@ double etcdctl_once(const Env& env, const Dataset& data) {
     return ms;
 }
 
-void summarise(Series& s) {
-    if (s.ms.empty())
-        return;
-    std::vector<double> v = s.ms;
-    std::sort(v.begin(), v.end());
-    const auto rank = [&](double p) {
-        const auto k = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
-        return v[std::clamp<std::size_t>(k, 1, v.size()) - 1];
-    };
-    s.p50 = rank(0.50);
-    s.p99 = rank(0.99);
-    s.max = v.back();
-    s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-
 LatencyResult run_latency(const Env& env, const Dataset& flannel, std::size_t puts) {
     const DaemonFiles f(env, flannel.layout);
     f.reset();
@@ -504,7 +436,7 @@ LatencyResult run_latency(const Env& env, const Dataset& flannel, std::size_t pu
     Cleanup::remove_segment(f.table);
     for (Series* s : {&r.put_table, &r.add_table, &r.change_table, &r.delete_table, &r.put_ack, &r.put_watch,
                       &r.put_daemon, &r.delete_ack, &r.delete_watch})
-        summarise(*s);
+        set_percentiles(*s);
     return r;
 }
 

@@ -77,7 +77,6 @@ struct Series {
     std::vector<double> ms;
     double p50 = 0, p99 = 0, max = 0, mean = 0;
 };
-void summarise(Series& s);
 
 struct LatencyResult {
     // Puts (new leases and changed PublicIPs), and each kind alone; deletes.
