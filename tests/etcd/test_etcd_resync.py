@@ -174,6 +174,32 @@ def test_failover(bins):
             node.close()
 
 
+def test_quorum_lost(bins):
+    """The member the daemon watches loses its cluster's leader (both other
+    members down) but keeps its connection: the watch must fail (hasleader)
+    rather than stay open while events stop; with the quorum back, the
+    source follows changes again."""
+    with EtcdCluster(members=3) as etcd:
+        setup(etcd, count=2)
+        node = Node(bins, "rsq", args=etcd_args(etcd, endpoints=[etcd.url(0)]))
+        try:
+            settled(node, etcd, "two leases learned from member 0")
+            etcd.kill(1)
+            etcd.kill(2)
+            s = wait_until(lambda: (lambda s: s if s["state"] == "error" else None)(node.source()), 30,
+                           "the source to notice member 0 has no leader")
+            check(s["state"] == "error", f"no leader: the source is in error ({s.get('last_error')})")
+            check(len(node.etcd_routes()) == 2, "and its routes stay")
+            etcd.start(1)
+            etcd.start(2)
+            etcd.wait_leader()
+            put_lease(etcd, 3, 13)
+            settled(node, etcd, "quorum back: the new lease arrives", seconds=40)
+            check(node.source()["state"] == "up", "the source is up again")
+        finally:
+            node.close()
+
+
 def test_daemon_restart(bins):
     """kill -9 of podfwd-control: the restarted daemon waits for etcd before
     reconciling, so the table keeps every unchanged etcd route's next-hop
@@ -320,5 +346,5 @@ def test_start_unreachable(bins):
 
 
 if __name__ == "__main__":
-    run_tests(check, test_compaction, test_restart, test_failover, test_daemon_restart, test_one_revision, test_many,
-              test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable)
+    run_tests(check, test_compaction, test_restart, test_failover, test_quorum_lost, test_daemon_restart,
+              test_one_revision, test_many, test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable)
