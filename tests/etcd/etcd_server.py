@@ -190,9 +190,12 @@ class EtcdCluster:
         self._end(i, signal.SIGTERM)
         self.wait_leader()
 
-    def kill(self, i=0):
+    def kill(self, i=0, leader=True):
+        """SIGKILL; with leader=True, until the others agree on a leader
+        (leader=False: the quorum is lost on purpose)."""
         self._end(i, signal.SIGKILL)
-        self.wait_leader()
+        if leader:
+            self.wait_leader()
 
     def wait_leader(self, seconds=30):
         """With a member gone from a cluster: until the running members agree
