@@ -1,0 +1,116 @@
+// gobgpd's side of the BGP source: two threads of ours (besides gRPC's).
+// The session thread starts gobgpd (our child, unless --gobgp-api), waits
+// for its API, configures it idempotently (StartBgp unless already started,
+// AddPeer for peers it lacks, AddPath of our pod CIDRs) and reads the
+// WatchEvent stream (best paths with init, peer states); when the stream
+// ends it restarts gobgpd if it died, with capped backoff. The poller thread
+// lists the peers every second (every 250 ms while stale routes wait on
+// End-of-RIB). Both hand events to the daemon's thread through a queue;
+// `wake` is called when the queue becomes non-empty.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "control/bgp/bgp_routes.h"
+#include "control/bgp/bgp_source.h"
+#include "control/bgp/gobgpd_process.h"
+
+namespace grpc {
+class Channel;
+class ClientContext;
+}  // namespace grpc
+
+namespace podfwd::control::bgp {
+
+struct GobgpdStarted {
+    pid_t pid = -1;
+    std::uint32_t starts = 0;
+};
+struct Configured {};
+// A configuration step gobgpd refused (a peer, a path); the rest went on.
+struct ConfigWarning {
+    std::string message;
+    std::optional<Ipv4Addr> peer;
+};
+// The first table event of a watch: gobgpd's every best path.
+struct Dump {
+    std::vector<PathUpdate> paths;
+    std::uint64_t unreadable = 0;   // IPv4 unicast paths we could not read
+};
+struct Paths {
+    std::vector<PathUpdate> paths;
+    std::uint64_t unreadable = 0;
+};
+// The connection (or gobgpd itself) is gone; a new one follows.
+struct Lost {
+    std::string error;
+    bool child_exited = false;
+};
+struct PeersPolled {
+    std::vector<PeerStatus> peers;
+    std::uint64_t seq = 0;
+};
+using SessionEvent = std::variant<GobgpdStarted, Configured, ConfigWarning, Dump, Paths, Lost, PeersPolled>;
+
+class GobgpSession {
+public:
+    GobgpSession(const BgpOptions& options, std::function<void()> wake);
+    ~GobgpSession() { stop(); }
+    GobgpSession(const GobgpSession&) = delete;
+    GobgpSession& operator=(const GobgpSession&) = delete;
+
+    void start();
+    // Idempotent: ends both threads, withdraws our paths from a gobgpd we
+    // do not own, stops our child.
+    void stop();
+    std::vector<SessionEvent> take_events();
+    const std::string& api() const noexcept { return api_; }
+    void set_fast_polling(bool fast) noexcept { fast_polling_ = fast; }
+
+private:
+    void post(SessionEvent event);
+    // Waits up to `d` or until stopped; false when stopped.
+    bool pause(std::chrono::milliseconds d);
+    bool stopping() const;
+
+    void run_sessions();
+    // One connection's life: start/attach, configure, watch. The error
+    // that ended it; `configured` whether it got as far as watching.
+    std::string run_session(bool& configured, bool& child_exited);
+    // A channel on which gobgpd answers, or null (and why) after 10 s.
+    std::shared_ptr<grpc::Channel> wait_for_api(std::string& error);
+    bool configure(const std::shared_ptr<grpc::Channel>& channel, std::string& error);
+    void withdraw_own_paths();
+    void poll_peers();
+
+    const BgpOptions& options_;
+    std::function<void()> wake_;
+    std::string api_;                      // the gRPC target
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    std::vector<SessionEvent> queue_;
+    std::shared_ptr<grpc::Channel> channel_;   // while configured
+    grpc::ClientContext* watch_ = nullptr;     // to cancel the stream at stop
+
+    std::atomic<bool> fast_polling_{false};
+    std::atomic<bool> peer_changed_{false};
+    std::uint64_t polls_ = 0;
+    std::map<Ipv4Addr, std::uint64_t> advertised_;   // ListPeer counts adj-out only when asked
+    GobgpdProcess child_;                      // session thread only
+    std::uint32_t child_starts_ = 0;
+    std::thread session_thread_;
+    std::thread poller_thread_;
+};
+
+}  // namespace podfwd::control::bgp
