@@ -43,7 +43,7 @@ Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
         c.rib_.set(local, Forwarding{lpm::ForwardMode::kLocal});
     }
     for (auto load : {&Control::load_static_at_start, &Control::load_cli_state, &Control::load_kernel,
-                      &Control::start_etcd})
+                      &Control::start_etcd, &Control::start_bgp})
         if (auto s = (c.*load)(); !s)
             return std::move(s).error();
 
@@ -186,12 +186,19 @@ Status Control::load_cli_state() {
     return ok();
 }
 
+void Control::stop() {
+    tick();
+    save_source_routes(Source::kEtcd, options_.etcd_state_path(), etcd_saved_, true);
+    save_source_routes(Source::kBgp, options_.bgp_state_path(), bgp_saved_, true);
+}
+
 void Control::tick() {
     flush_cli_state();
     sync_.collect();
     resync_kernel();
     refresh_etcd_state();
-    save_etcd_routes();
+    save_source_routes(Source::kEtcd, options_.etcd_state_path(), etcd_saved_);
+    tick_bgp();
     // Room may have been made (routes withdrawn, records reclaimed).
     bool staged = sync_.retry_refused(rib_) != 0;
     if (!pending_neighbours_.empty()) {

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/bgp/bgp_source.h"
 #include "control/core/neighbours.h"
 #include "control/core/rib.h"
 #include "control/core/table_sync.h"
@@ -70,12 +71,15 @@ public:
 
     // SIGHUP: re-read the static file and apply the difference.
     void reload_static();
-    // The network sources' fds (netlink, etcd), for the event loop.
+    // The network sources' fds (netlink, etcd, BGP), for the event loop.
     std::vector<SourceFd> source_fds();
     // Periodic (and at exit): flush the CLI's saved state to disk, delete
     // next hops unused past their grace period, retry refused routes and a
     // failed kernel resynchronisation.
     void tick();
+    // At exit: the last tick, and the network sources' routes saved for the
+    // next start whatever their saving pace.
+    void stop();
 
     const Rib& rib() const noexcept { return rib_; }
 
@@ -97,6 +101,13 @@ private:
     void replace_source_routes(Source source, std::span<const RouteSpec> routes);
     void set_source_route(const RouteSpec& spec);
     void withdraw(const Prefix4& prefix, Source source);
+    // A network source's routes as the RIB holds them, written (atomically,
+    // at most every 2 s unless now_or_never) where the next start finds them.
+    struct SavedRoutes {
+        bool unsaved = false;   // changed since last written
+        std::chrono::steady_clock::time_point at{};
+    };
+    void save_source_routes(Source source, const std::string& path, SavedRoutes& saved, bool now_or_never = false);
 
     // Pushes the best forwarding of each prefix to the table (staged).
     Status push(std::span<const Prefix4> changed);
@@ -120,9 +131,14 @@ private:
     Status start_etcd();
     void on_etcd_readable();
     void refresh_etcd_state();
-    void save_etcd_routes();
     Status load_saved_etcd_routes();
     json etcd_json() const;
+    // bgp_feed.cc
+    Status start_bgp();
+    void on_bgp_readable();
+    void tick_bgp();
+    void refresh_bgp_state();
+    json bgp_json() const;
 
     json route_add(const json& request);
     json route_del(const json& request);
@@ -134,6 +150,7 @@ private:
     json neigh_list(const json&);
     json sources(const json&);
     json status(const json&);
+    json bgp_peers(const json&);
     json route_json(const RibRoute& route, bool best) const;
 
     DaemonOptions options_;
@@ -143,13 +160,14 @@ private:
     TableSync sync_;
     std::optional<KernelSource> kernel_;
     std::unique_ptr<etcd::EtcdSource> etcd_;
+    std::unique_ptr<bgp::BgpSource> bgp_;
     std::array<SourceState, kSourceCount> sources_{};
     CliState cli_;                 // what the CLI added, saved across restarts
     bool reconciled_ = false;      // until start() reconciles, changes only go to the RIB
     bool cli_unflushed_ = false;   // saved, not yet fsync'd
     bool kernel_resync_ = false;   // a netlink error: notifications lost, dump again
-    bool etcd_unsaved_ = false;    // etcd's routes changed since etcd_state_path() was written
-    std::chrono::steady_clock::time_point etcd_saved_at_{};
+    SavedRoutes etcd_saved_;       // etcd_state_path()
+    SavedRoutes bgp_saved_;        // bgp_state_path()
     std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -19,7 +19,7 @@ Status Control::start_etcd() {
         for (const auto& [prefix, route] : routes)
             specs.push_back(etcd_route_spec(route, options_.node));
         replace_source_routes(Source::kEtcd, specs);
-        etcd_unsaved_ = true;
+        etcd_saved_.unsaved = true;
         if (reconciled_)
             (void)commit();
     };
@@ -30,7 +30,7 @@ Status Control::start_etcd() {
             else
                 withdraw(change.prefix, Source::kEtcd);
         }
-        etcd_unsaved_ = true;
+        etcd_saved_.unsaved = true;
         if (reconciled_)
             (void)commit();
     };
@@ -48,26 +48,6 @@ Status Control::start_etcd() {
             spdlog::error("etcd: {}", s.error().message);
     refresh_etcd_state();
     return ok();
-}
-
-// etcd's routes as the RIB holds them, written (atomically, at most every
-// few seconds) where a restart while etcd is unreachable finds them.
-void Control::save_etcd_routes() {
-    constexpr auto kEvery = std::chrono::seconds(2);
-    const auto now = std::chrono::steady_clock::now();
-    if (!etcd_ || !etcd_unsaved_ || now - etcd_saved_at_ < kEvery)
-        return;
-    CliState saved;   // the CLI state's file format: routes (and no neighbours)
-    rib_.for_each([&](const RibRoute& route, bool) {
-        if (route.spec.source == Source::kEtcd)
-            saved.routes.push_back(route.spec);
-    });
-    etcd_saved_at_ = now;
-    if (auto s = control::save_cli_state(options_.etcd_state_path(), saved); !s) {
-        spdlog::warn("etcd: cannot keep its routes for a restart: {}", s.error().message);
-        return;
-    }
-    etcd_unsaved_ = false;
 }
 
 // etcd did not answer at start: rather than withdraw its routes from a

@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
         if (auto s = loop->run_once(-1); !s)
             return fail(s.error().message);
     }
-    c.tick();   // the CLI's last changes reach the disk
+    c.stop();   // the CLI's last changes, etcd's and BGP's routes reach the disk
     ::close(signal_fd);
     return 0;
 }

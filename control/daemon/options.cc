@@ -59,6 +59,21 @@ po::options_description describe() {
         ("node-name", po::value<std::string>(), "this node's name (Calico block affinity; default the hostname)")
         ("vtep-mac", po::value<std::string>(), "this node's VXLAN VTEP MAC, for its Flannel lease (vxlan backend)")
         // Flannel gives a node one subnet: the lease is for the first --pod-cidr.
+        ("bgp-as", po::value<std::int64_t>(), "learn routes from BGP and advertise --pod-cidr: this node's AS (gobgpd)")
+        ("bgp-router-id", po::value<std::string>(), "BGP router ID (default --node-ip)")
+        ("bgp-listen-port", po::value<std::int64_t>()->default_value(179),
+         "TCP port gobgpd listens on, on --node-ip (0: none, active sessions only)")
+        ("bgp-peer", po::value<std::vector<std::string>>()->composing(),
+         "ADDR,as=N[,password=P][,passive][,port=N][,hold=S][,restart-time=S] (repeatable)")
+        ("bgp-hold-time", po::value<std::int64_t>()->default_value(90), "seconds: BGP hold time of peers that set none")
+        ("bgp-restart-time", po::value<std::int64_t>()->default_value(120),
+         "seconds: graceful restart time; also how long routes outlive a gobgpd that died (0: off)")
+        ("accept", po::value<std::vector<std::string>>()->composing(),
+         "a pod network (repeatable) BGP routes must be inside; never the default route nor the uplink or "
+         "--pod-cidr (required with --bgp-as)")
+        ("gobgpd", po::value<std::string>()->default_value("gobgpd"),
+         "gobgpd to run as our child (its API on a Unix socket beside --socket)")
+        ("gobgp-api", po::value<std::string>(), "use a running gobgpd's API instead: host:port or unix:///path")
         ("preference", po::value<std::vector<std::string>>()->composing(),
          "source=N, lower wins (defaults: local=0 cli=10 static=20 bgp=30 etcd=40 kernel=50)")
         ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
@@ -166,6 +181,83 @@ Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
     return ok();
 }
 
+std::string directory_of(const std::string& path) {
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
+    if (vm.count("accept"))
+        for (const auto& text : vm["accept"].as<std::vector<std::string>>()) {
+            auto prefix = Prefix4::parse(text);
+            if (!prefix)
+                return invalid("--accept: " + prefix.error().message);
+            o.accept.push_back(*prefix);
+        }
+    const bool any = vm.count("bgp-router-id") || vm.count("bgp-peer") || vm.count("gobgp-api") ||
+                     !vm["bgp-listen-port"].defaulted() || !vm["bgp-hold-time"].defaulted() ||
+                     !vm["bgp-restart-time"].defaulted() || !vm["gobgpd"].defaulted();
+    if (!vm.count("bgp-as")) {
+        if (any)
+            return invalid("--bgp-* options, --gobgpd and --gobgp-api need --bgp-as");
+        if (!o.accept.empty())   // issue 17 gives it to the kernel and etcd sources too
+            return invalid("--accept filters BGP routes: it needs --bgp-as");
+        return ok();
+    }
+    bgp::BgpOptions b;
+    const auto asn = vm["bgp-as"].as<std::int64_t>();
+    if (asn < 1 || asn > 4294967295)
+        return invalid("--bgp-as " + std::to_string(asn) + " is out of range 1..4294967295");
+    b.asn = static_cast<std::uint32_t>(asn);
+    b.node_ip = o.node.node_ip;
+    b.router_id = o.node.node_ip;
+    if (vm.count("bgp-router-id")) {
+        auto id = parse_ipv4(vm["bgp-router-id"].as<std::string>());
+        if (!id || *id == 0)
+            return invalid("--bgp-router-id: a non-zero IPv4 address");
+        b.router_id = *id;
+    }
+    const auto port = vm["bgp-listen-port"].as<std::int64_t>();
+    if (port < 0 || port > 65535)
+        return invalid("--bgp-listen-port " + std::to_string(port) + " is out of range 0..65535");
+    b.listen_port = static_cast<int>(port);
+    const auto hold = vm["bgp-hold-time"].as<std::int64_t>();
+    if (hold != 0 && (hold < 3 || hold > 65535))   // RFC 4271
+        return invalid("--bgp-hold-time " + std::to_string(hold) + ": 0 or 3..65535 seconds");
+    const auto restart = vm["bgp-restart-time"].as<std::int64_t>();
+    if (restart < 0 || restart > 4095)   // 12 bits in the capability (RFC 4724)
+        return invalid("--bgp-restart-time " + std::to_string(restart) + " is out of range 0..4095 seconds");
+    b.restart_time = static_cast<std::uint32_t>(restart);
+    if (vm.count("bgp-peer"))
+        for (const auto& text : vm["bgp-peer"].as<std::vector<std::string>>()) {
+            auto peer = bgp::parse_peer(text, static_cast<std::uint32_t>(hold), b.restart_time);
+            if (!peer)
+                return std::move(peer).error();
+            if (peer->address == o.node.node_ip)
+                return invalid("--bgp-peer " + text + ": that is this node");
+            for (const bgp::PeerConfig& other : b.peers)
+                if (other.address == peer->address)
+                    return invalid("--bgp-peer " + text + ": " + format_ipv4(peer->address) + " twice");
+            b.peers.push_back(*peer);
+        }
+    if (o.accept.empty())
+        return invalid("--bgp-as needs --accept: the pod networks BGP routes may be in (e.g. --accept 10.244.0.0/16)");
+    b.filter = AcceptFilter(o.accept, o.node);
+    b.advertise = o.node.pod_cidrs;
+    b.gobgpd = vm["gobgpd"].as<std::string>();
+    if (vm.count("gobgp-api")) {
+        b.api = vm["gobgp-api"].as<std::string>();
+        if (b.api.empty() || (b.api.starts_with("unix:") && b.api.size() <= std::string("unix://").size()))
+            return invalid("--gobgp-api '" + b.api + "': host:port or unix:///path");
+    }
+    b.child_api_socket = directory_of(o.socket) + "/" + o.table + ".gobgp.sock";
+    if (b.api.empty() && b.child_api_socket.size() >= 108)   // sun_path
+        return invalid("gobgpd's API socket " + b.child_api_socket + " is too long a path: choose a shorter --socket");
+    b.child_log = o.state_dir + "/" + o.table + ".gobgpd.log";
+    o.bgp = std::move(b);
+    return ok();
+}
+
 Result<DaemonOptions> from_map(const po::variables_map& vm) {
     DaemonOptions o;
     for (const char* required : {"node-ip", "uplink"})
@@ -249,6 +341,8 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
         o.kernel = k;
     }
     if (auto s = etcd_options(vm, o); !s)
+        return s.error();
+    if (auto s = bgp_options(vm, o); !s)
         return s.error();
     o.log_level = vm["log-level"].as<std::string>();
     constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};

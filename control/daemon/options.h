@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "control/bgp/bgp_source.h"
 #include "control/core/policy.h"
 #include "control/etcd/etcd_source.h"
 #include "control/kernel/kernel_source.h"
@@ -23,11 +24,15 @@ struct DaemonOptions {
     std::optional<KernelOptions> kernel;
     std::optional<etcd::EtcdSourceOptions> etcd;   // --etcd-endpoints
     std::chrono::milliseconds etcd_start_wait{5000};   // for etcd's first read before reconciling
+    std::vector<Prefix4> accept;                   // --accept: the pod networks network sources may route
+    std::optional<bgp::BgpOptions> bgp;            // --bgp-as
     std::string log_level = "info";
 
     std::string cli_state_path() const { return state_dir + "/" + table + ".cli.json"; }
     // etcd's routes as last applied: a restart while etcd is unreachable starts from them.
     std::string etcd_state_path() const { return state_dir + "/" + table + ".etcd.json"; }
+    // BGP's routes as last applied: a restart finds them, stale until relearned.
+    std::string bgp_state_path() const { return state_dir + "/" + table + ".bgp.json"; }
 };
 
 struct ParsedDaemonArgs {

@@ -74,6 +74,7 @@ json Control::handle(const json& request) {
         {"route.add", &Control::route_add}, {"route.del", &Control::route_del},   {"route.list", &Control::route_list},
         {"route.get", &Control::route_get}, {"neigh.add", &Control::neigh_add},   {"neigh.del", &Control::neigh_del},
         {"neigh.list", &Control::neigh_list}, {"sources", &Control::sources}, {"status", &Control::status},
+        {"bgp.peers", &Control::bgp_peers},
     };
     const auto found = std::find_if(std::begin(kOps), std::end(kOps), [&](const auto& o) { return o.first == op; });
     if (found == std::end(kOps))
@@ -341,6 +342,8 @@ json Control::sources(const json&) {
                         {"changes", s.changes}};
         if (source == Source::kEtcd && etcd_)
             entry["etcd"] = etcd_json();
+        if (source == Source::kBgp && bgp_)
+            entry["bgp"] = bgp_json();
         list.push_back(std::move(entry));
     }
     return json{{"sources", std::move(list)}};

@@ -1,6 +1,8 @@
 // The contract between podfwd-control and every network source (kernel,
-// etcd, and BGP next): a full snapshot, then changes. Sources speak
+// etcd, BGP): a full snapshot, then changes. Sources speak
 // RouteSpecs; policy, the RIB and the table are handled here once.
+#include <spdlog/spdlog.h>
+
 #include "control/daemon/control.h"
 
 namespace podfwd::control {
@@ -54,12 +56,32 @@ void Control::withdraw(const Prefix4& prefix, Source source) {
     }
 }
 
+void Control::save_source_routes(Source source, const std::string& path, SavedRoutes& saved, bool now_or_never) {
+    constexpr auto kEvery = std::chrono::seconds(2);
+    const auto now = std::chrono::steady_clock::now();
+    if (!saved.unsaved || (!now_or_never && now - saved.at < kEvery))
+        return;
+    CliState routes;   // the CLI state's file format: routes (and no neighbours)
+    rib_.for_each([&](const RibRoute& route, bool) {
+        if (route.spec.source == source)
+            routes.routes.push_back(route.spec);
+    });
+    saved.at = now;
+    if (auto s = control::save_cli_state(path, routes); !s) {
+        spdlog::warn("{}: cannot keep its routes for a restart: {}", source_name(source), s.error().message);
+        return;
+    }
+    saved.unsaved = false;
+}
+
 std::vector<SourceFd> Control::source_fds() {
     std::vector<SourceFd> fds;
     if (kernel_)
         fds.push_back({kernel_->fd(), [this] { on_kernel_readable(); }});
     if (etcd_)
         fds.push_back({etcd_->fd(), [this] { on_etcd_readable(); }});
+    if (bgp_)
+        fds.push_back({bgp_->fd(), [this] { on_bgp_readable(); }});
     return fds;
 }
 

@@ -1,4 +1,4 @@
-// podfwd-control's etcd options, from the command line and the INI file:
+// podfwd-control's etcd and BGP options, from the command line and the INI file:
 // what they become, and the one-line error for each mistake.
 #include <gtest/gtest.h>
 
@@ -90,6 +90,76 @@ TEST(EtcdOptions, EachMistakeIsOneLine) {
               "--etcd-certfile and --etcd-keyfile go together");
     EXPECT_EQ(error_of({"--etcd-endpoints", "https://127.0.0.1:2379", "--etcd-cafile", "/nonexistent/ca.crt"}),
               "--etcd-cafile /nonexistent/ca.crt: No such file or directory");
+}
+
+TEST(BgpOptions, OffWithoutAs) {
+    auto parsed = parse({});
+    ASSERT_TRUE(parsed);
+    EXPECT_FALSE(parsed->options.bgp.has_value());
+}
+
+TEST(BgpOptions, DefaultsAndPeers) {
+    auto parsed = parse({"--bgp-as", "64512", "--accept", "10.244.0.0/16", "--bgp-peer", "10.168.0.10,as=64512",
+                         "--bgp-peer", "10.168.1.3,as=64513,passive,hold=9", "--socket", "/run/x/t.sock",
+                         "--state-dir", "/var/lib/x", "--table", "t"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    const auto& b = *parsed->options.bgp;
+    EXPECT_EQ(b.asn, 64512u);
+    EXPECT_EQ(b.router_id, *parse_ipv4("10.168.0.2"));
+    EXPECT_EQ(b.node_ip, *parse_ipv4("10.168.0.2"));
+    EXPECT_EQ(b.listen_port, 179);
+    EXPECT_EQ(b.restart_time, 120u);
+    ASSERT_EQ(b.peers.size(), 2u);
+    EXPECT_EQ(b.peers[0].hold_time, 90u);
+    EXPECT_EQ(b.peers[1].hold_time, 9u);
+    EXPECT_TRUE(b.peers[1].passive);
+    ASSERT_EQ(b.advertise.size(), 1u);
+    EXPECT_EQ(b.advertise[0], Prefix4::parse("10.244.0.0/24").value());
+    EXPECT_TRUE(b.filter.accepts(Prefix4::parse("10.244.1.0/24").value()));
+    EXPECT_FALSE(b.filter.accepts(Prefix4::parse("10.244.0.0/25").value()));   // our own
+    EXPECT_EQ(b.gobgpd, "gobgpd");
+    EXPECT_TRUE(b.api.empty());
+    EXPECT_EQ(b.child_api_socket, "/run/x/t.gobgp.sock");
+    EXPECT_EQ(b.child_log, "/var/lib/x/t.gobgpd.log");
+}
+
+TEST(BgpOptions, FromTheIniFile) {
+    const auto dir = std::filesystem::temp_directory_path() / ("podfwd-bgp-options-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto ini = dir / "control.ini";
+    std::ofstream(ini) << "bgp-as = 65001\naccept = 10.244.0.0/16\naccept = 10.96.0.0/12\n"
+                          "bgp-peer = 10.168.0.3,as=65002\nbgp-restart-time = 0\nbgp-listen-port = 1790\n"
+                          "gobgp-api = 127.0.0.1:50051\n";
+    auto parsed = parse({"--config", ini.string()});
+    std::filesystem::remove_all(dir);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    const auto& b = *parsed->options.bgp;
+    EXPECT_EQ(b.asn, 65001u);
+    EXPECT_EQ(parsed->options.accept.size(), 2u);
+    EXPECT_EQ(b.restart_time, 0u);
+    EXPECT_EQ(b.peers.at(0).restart_time, 0u);
+    EXPECT_EQ(b.listen_port, 1790);
+    EXPECT_EQ(b.api, "127.0.0.1:50051");
+}
+
+TEST(BgpOptions, EachMistakeIsOneLine) {
+    EXPECT_EQ(error_of({"--bgp-as", "64512"}),
+              "--bgp-as needs --accept: the pod networks BGP routes may be in (e.g. --accept 10.244.0.0/16)");
+    EXPECT_EQ(error_of({"--bgp-peer", "10.168.0.3,as=1"}), "--bgp-* options, --gobgpd and --gobgp-api need --bgp-as");
+    EXPECT_EQ(error_of({"--accept", "10.244.0.0/16"}), "--accept filters BGP routes: it needs --bgp-as");
+    EXPECT_EQ(error_of({"--bgp-as", "0", "--accept", "10.244.0.0/16"}), "--bgp-as 0 is out of range 1..4294967295");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-hold-time", "2"}),
+              "--bgp-hold-time 2: 0 or 3..65535 seconds");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-restart-time", "5000"}),
+              "--bgp-restart-time 5000 is out of range 0..4095 seconds");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-peer", "10.168.0.2,as=1"}),
+              "--bgp-peer 10.168.0.2,as=1: that is this node");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-peer", "10.168.0.3,as=1", "--bgp-peer",
+                        "10.168.0.3,as=2"}),
+              "--bgp-peer 10.168.0.3,as=2: 10.168.0.3 twice");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/33"}).substr(0, 9), "--accept:");
+    EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-peer", "10.168.0.3"}),
+              "--bgp-peer '10.168.0.3': as=N is required");
 }
 
 }  // namespace
