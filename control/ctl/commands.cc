@@ -151,6 +151,16 @@ Result<DaemonCommand> parse_neigh(Words& words) {
     return usage_error("neigh: unknown subcommand " + in_quotes(*sub) + ": add, del or list");
 }
 
+Result<DaemonCommand> parse_bgp(Words& words) {
+    const auto sub = words.take("subcommand: peers");
+    if (!sub)
+        return sub.error();
+    words.set_context("bgp " + *sub);
+    if (*sub == "peers")
+        return DaemonCommand{json{{"op", "bgp.peers"}}, View::kBgpPeers};
+    return usage_error("bgp: unknown subcommand " + in_quotes(*sub) + ": peers");
+}
+
 struct RawOptions {
     std::string table = "podfwd";
     std::optional<std::string> socket;
@@ -260,6 +270,8 @@ Result<Command> parse_command(const RawOptions& raw) {
         command = parse_route(words, raw.source);
     else if (name == "neigh")
         command = parse_neigh(words);
+    else if (name == "bgp")
+        command = parse_bgp(words);
     else if (name == "sources")
         command = DaemonCommand{json{{"op", "sources"}}, View::kSources};
     else if (name == "status")
@@ -313,6 +325,7 @@ commands:
   neigh del <ip>
   sources
   status
+  bgp peers
   stats [--all] [--watch [--interval S] [--count N]]
 
 options:

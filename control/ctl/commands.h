@@ -26,6 +26,7 @@ enum class View {
     kNeighbourList,
     kSources,
     kStatus,
+    kBgpPeers,
 };
 
 struct DaemonCommand {

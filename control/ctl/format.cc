@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -150,6 +152,61 @@ std::string status(const json& result) {
     return render_fields(fields);
 }
 
+// A non-negative number the daemon sent (seconds, a count), whole; else nothing.
+std::optional<std::uint64_t> whole_number(const json& value) {
+    if (value.is_number_unsigned())
+        return value.get<std::uint64_t>();
+    if (value.is_number_integer())
+        return value.get<std::int64_t>() >= 0 ? std::optional<std::uint64_t>(value.get<std::int64_t>()) : std::nullopt;
+    if (value.is_number_float() && value.get<double>() >= 0 && value.get<double>() < 1e18)
+        return static_cast<std::uint64_t>(value.get<double>());
+    return std::nullopt;
+}
+
+// "AS 64512, router id 10.168.0.2, gobgpd pid 1234 (started 1×), phase up,
+// 120 routes (0 stale), 3 refused, accept 10.244.0.0/16"
+std::string bgp_summary(const json& bgp) {
+    std::string text = "AS " + field_text(bgp, "asn") + ", router id " + field_text(bgp, "router_id");
+    const json& pid = field(bgp, "gobgpd_pid");
+    const auto starts = whole_number(field(bgp, "gobgpd_starts"));
+    if (!pid.is_null())
+        text += ", gobgpd pid " + cell_text(pid);
+    else if (starts && *starts > 0)
+        text += ", gobgpd not running";
+    else   // a gobgpd someone else runs (or ours not started yet): where we reach it
+        text += ", gobgpd at " + field_text(bgp, "api");
+    if (starts && *starts > 0)
+        text += " (started " + std::to_string(*starts) + "×)";
+    text += ", phase " + field_text(bgp, "phase");
+    text += ", " + field_text(bgp, "routes") + " routes (" + field_text(bgp, "stale") + " stale), " +
+            field_text(bgp, "refused") + " refused";
+    const json& accept = field(bgp, "accept");
+    text += ", accept " + (accept.is_array() && accept.empty() ? std::string("nothing") : cell_text(accept));
+    text += '\n';
+    if (const json& error = field(bgp, "last_error"); !error.is_null())
+        text += "last error: " + cell_text(error) + '\n';
+    return text;
+}
+
+// The speaker's summary, then one row per configured peer.
+std::string bgp_peers(const json& result) {
+    TextTable table({{"PEER"}, {"AS", Align::kRight}, {"STATE"}, {"UPTIME", Align::kRight},
+                     {"RECEIVED", Align::kRight}, {"ACCEPTED", Align::kRight}, {"REFUSED", Align::kRight},
+                     {"ADVERTISED", Align::kRight}, {"LAST-ERROR"}});
+    for (const json& peer : list(result, "peers")) {
+        std::string address = field_text(peer, "address");
+        if (const json& port = field(peer, "port"); !port.is_null() && port != 179)
+            address += ':' + cell_text(port);
+        const json& uptime = field(peer, "uptime_s");
+        const auto seconds = whole_number(uptime);
+        table.add_row({address, field_text(peer, "remote_as"), field_text(peer, "state"),
+                       seconds ? short_duration_text(*seconds) : cell_text(uptime), field_text(peer, "received"),
+                       field_text(peer, "accepted"), field_text(peer, "refused"), field_text(peer, "advertised"),
+                       field_text(peer, "last_error")});
+    }
+    return bgp_summary(field(result, "bgp")) + render_or(table, "no peers");
+}
+
 }  // namespace
 
 std::string cell_text(const json& value) {
@@ -190,6 +247,22 @@ std::string duration_text(std::uint64_t seconds) {
     return part(seconds, "s", false);
 }
 
+std::string short_duration_text(std::uint64_t seconds) {
+    const auto two = [](std::uint64_t major, const char* major_unit, std::uint64_t minor, const char* minor_unit) {
+        std::string text = std::to_string(major) + major_unit;
+        if (minor < 10)
+            text += '0';
+        return text + std::to_string(minor) + minor_unit;
+    };
+    if (seconds >= 86400)
+        return two(seconds / 86400, "d", seconds / 3600 % 24, "h");
+    if (seconds >= 3600)
+        return two(seconds / 3600, "h", seconds / 60 % 60, "m");
+    if (seconds >= 60)
+        return two(seconds / 60, "m", seconds % 60, "s");
+    return std::to_string(seconds) + "s";
+}
+
 std::string format_result(View view, const json& result) {
     switch (view) {
     case View::kRouteAdded: return route_change("added", result);
@@ -201,6 +274,7 @@ std::string format_result(View view, const json& result) {
     case View::kNeighbourList: return neighbour_list(result);
     case View::kSources: return sources(result);
     case View::kStatus: return status(result);
+    case View::kBgpPeers: return bgp_peers(result);
     }
     return result.dump() + '\n';
 }

@@ -3,6 +3,7 @@
 // its JSON, so that a newer daemon never breaks an older podfwdctl.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,5 +22,7 @@ std::string field_text(const nlohmann::json& object, const char* key);
 
 // "1d02h03m", "4m05s", "12s".
 std::string duration_text(std::uint64_t seconds);
+// The two largest units, for a table cell: "1d03h", "2h05m", "3m12s", "45s".
+std::string short_duration_text(std::uint64_t seconds);
 
 }  // namespace podfwd::ctl

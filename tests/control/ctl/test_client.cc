@@ -218,6 +218,53 @@ TEST(Client, DaemonErrorIsOneLineAndExitOne) {
     EXPECT_EQ(outcome.out, "");
 }
 
+TEST(Client, BgpPeers) {
+    const json bgp = {{"asn", 64512},       {"router_id", "10.168.0.2"}, {"phase", "up"},
+                      {"api", "unix:///run/podfwd/podfwd.gobgp.sock"}, {"gobgpd_pid", 1234},
+                      {"gobgpd_starts", 1}, {"routes", 1},             {"stale", 0},
+                      {"refused", 0},       {"accept", {"10.244.0.0/16"}}, {"last_error", nullptr}};
+    const json peers = {{{"address", "127.0.0.10"}, {"port", 179}, {"remote_as", 64512}, {"passive", false},
+                         {"state", "established"}, {"uptime_s", 192}, {"received", 1}, {"accepted", 1},
+                         {"refused", 0}, {"advertised", 1}, {"end_of_rib", true}, {"last_error", nullptr}}};
+    const std::string reply = json{{"ok", true}, {"bgp", bgp}, {"peers", peers}}.dump() + "\n";
+    {
+        TempDir dir;
+        FakeDaemon daemon(dir.file("d.sock"), reply);
+        const Outcome outcome = run_with(dir.file("d.sock"), {"bgp", "peers"});
+        EXPECT_EQ(daemon.received(), (json{{"op", "bgp.peers"}}));
+        EXPECT_EQ(outcome.status, kExitOk) << outcome.err;
+        EXPECT_EQ(outcome.out,
+                  "AS 64512, router id 10.168.0.2, gobgpd pid 1234 (started 1×), phase up, 1 routes (0 stale), "
+                  "0 refused, accept 10.244.0.0/16\n"
+                  "PEER           AS  STATE        UPTIME  RECEIVED  ACCEPTED  REFUSED  ADVERTISED  LAST-ERROR\n"
+                  "127.0.0.10  64512  established   3m12s         1         1        0           1  -\n");
+        EXPECT_EQ(outcome.err, "");
+    }
+    {
+        TempDir dir;
+        FakeDaemon daemon(dir.file("d.sock"), reply);
+        const Outcome outcome = run_with(dir.file("d.sock"), {"bgp", "peers", "--json"});
+        EXPECT_EQ(outcome.status, kExitOk) << outcome.err;
+        EXPECT_EQ(outcome.out, (json{{"bgp", bgp}, {"peers", peers}}.dump() + "\n"));
+    }
+}
+
+TEST(Client, BgpNotConfigured) {
+    for (const bool as_json : {false, true}) {
+        TempDir dir;
+        FakeDaemon daemon(dir.file("d.sock"),
+                          R"x({"ok":false,"code":"not_found","error":"BGP is not configured (--bgp-as)"})x"
+                          "\n");
+        std::vector<std::string> args = {"bgp", "peers"};
+        if (as_json)
+            args.push_back("--json");
+        const Outcome outcome = run_with(dir.file("d.sock"), args);
+        EXPECT_EQ(outcome.status, kExitFailed);
+        EXPECT_EQ(outcome.err, "podfwdctl: BGP is not configured (--bgp-as)\n");
+        EXPECT_EQ(outcome.out, "");
+    }
+}
+
 TEST(Client, NoDaemon) {
     TempDir dir;
     const std::string path = dir.file("none.sock");

@@ -75,6 +75,18 @@ TEST(Requests, EveryOtherCommand) {
     EXPECT_EQ(request_of({"status", "--json"}), (json{{"op", "status"}}));
 }
 
+TEST(Requests, BgpPeers) {
+    EXPECT_EQ(request_of({"bgp", "peers"}), (json{{"op", "bgp.peers"}}));
+    auto invocation = parse({"--json", "bgp", "peers"});
+    ASSERT_TRUE(invocation) << invocation.error().message;
+    EXPECT_TRUE(invocation->json);
+    const auto* command = std::get_if<DaemonCommand>(&invocation->command);
+    ASSERT_NE(command, nullptr);
+    EXPECT_EQ(command->request, (json{{"op", "bgp.peers"}}));
+    EXPECT_EQ(command->view, View::kBgpPeers);
+    EXPECT_NE(usage_text().find("  bgp peers\n"), std::string::npos);
+}
+
 TEST(Options, SocketPath) {
     EXPECT_EQ(parse({"status"})->socket_path, "/run/podfwd/podfwd.sock");
     EXPECT_EQ(parse({"--table", "blue", "status"})->socket_path, "/run/podfwd/blue.sock");
@@ -168,6 +180,11 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"neigh", "add", "192.168.1.2", "01:00:5e:00:00:01"}, "01:00:5e:00:00:01 is not a unicast MAC"},
         UsageCase{{"neigh", "del", "192.168.1"}, "invalid IPv4 address '192.168.1'"},
         UsageCase{{"sources", "all"}, "sources: unexpected 'all'"},
+        UsageCase{{"bgp"}, "bgp: missing subcommand: peers"},
+        UsageCase{{"bgp", "neighbors"}, "bgp: unknown subcommand 'neighbors': peers"},
+        UsageCase{{"bgp", "peers", "10.168.0.3"}, "bgp peers: unexpected '10.168.0.3'"},
+        UsageCase{{"bgp", "peers", "--source", "bgp"}, "--source is only for 'route list'"},
+        UsageCase{{"bgp", "peers", "--all"}, "--all, --watch, --interval and --count are only for 'stats'"},
         UsageCase{{"route", "list", "--watch"}, "--all, --watch, --interval and --count are only for 'stats'"},
         UsageCase{{"stats", "--interval", "1"}, "--interval and --count need --watch"},
         UsageCase{{"stats", "--watch", "--interval", "0"}, "--interval must be between 0.01 and 3600 seconds"},

@@ -176,11 +176,116 @@ TEST(Format, Durations) {
     EXPECT_EQ(duration_text(86400 + 7200 + 180 + 4), "1d02h03m");
 }
 
+TEST(Format, ShortDurations) {
+    EXPECT_EQ(short_duration_text(0), "0s");
+    EXPECT_EQ(short_duration_text(45), "45s");
+    EXPECT_EQ(short_duration_text(59), "59s");
+    EXPECT_EQ(short_duration_text(60), "1m00s");
+    EXPECT_EQ(short_duration_text(3 * 60 + 12), "3m12s");
+    EXPECT_EQ(short_duration_text(3599), "59m59s");
+    EXPECT_EQ(short_duration_text(3600), "1h00m");
+    EXPECT_EQ(short_duration_text(2 * 3600 + 5 * 60 + 59), "2h05m");   // truncated, not rounded
+    EXPECT_EQ(short_duration_text(86399), "23h59m");
+    EXPECT_EQ(short_duration_text(86400), "1d00h");
+    EXPECT_EQ(short_duration_text(86400 + 3 * 3600 + 1800), "1d03h");
+    EXPECT_EQ(short_duration_text(400 * 86400 + 23 * 3600), "400d23h");
+}
+
+// The daemon's answer to bgp.peers, control/PROTOCOL.md.
+json bgp_object() {
+    return {{"asn", 64512},         {"router_id", "10.168.0.2"},
+            {"phase", "up"},        {"api", "unix:///run/podfwd/podfwd.gobgp.sock"},
+            {"gobgpd_pid", 1234},   {"gobgpd_starts", 1},
+            {"routes", 120},        {"stale", 0},
+            {"refused", 3},         {"accept", {"10.244.0.0/16"}},
+            {"last_error", nullptr}};
+}
+
+json bgp_peer(const char* address, const char* state, json uptime, json last_error) {
+    return {{"address", address}, {"port", 179},       {"remote_as", 64512}, {"passive", false},
+            {"state", state},     {"uptime_s", uptime}, {"received", 5},      {"accepted", 4},
+            {"refused", 1},       {"advertised", 1},    {"end_of_rib", true}, {"last_error", last_error}};
+}
+
+TEST(Format, BgpPeers) {
+    json passive = bgp_peer("10.168.0.200", "active", nullptr, "hold timer expired");
+    passive["port"] = 1179;
+    passive["remote_as"] = 4200000001u;
+    passive["received"] = 0;
+    passive["accepted"] = 0;
+    passive["refused"] = 0;
+    passive["advertised"] = 0;
+    const json result = {{"bgp", bgp_object()},
+                         {"peers",
+                          {bgp_peer("127.0.0.10", "established", 3725, nullptr),
+                           bgp_peer("10.168.0.3", "established", 45, "10.0.0.0/8: outside the pod networks (--accept)"),
+                           passive}}};
+    EXPECT_EQ(format_result(View::kBgpPeers, result),
+              "AS 64512, router id 10.168.0.2, gobgpd pid 1234 (started 1×), phase up, 120 routes (0 stale), "
+              "3 refused, accept 10.244.0.0/16\n"
+              "PEER                       AS  STATE        UPTIME  RECEIVED  ACCEPTED  REFUSED  ADVERTISED  LAST-ERROR\n"
+              "127.0.0.10              64512  established   1h02m         5         4        1           1  -\n"
+              "10.168.0.3              64512  established     45s         5         4        1           1  "
+              "10.0.0.0/8: outside the pod networks (--accept)\n"
+              "10.168.0.200:1179  4200000001  active            -         0         0        0           0  "
+              "hold timer expired\n");
+}
+
+TEST(Format, BgpPeersColumnsAreAligned) {
+    const json result = {{"bgp", bgp_object()},
+                         {"peers",
+                          {bgp_peer("127.0.0.10", "established", 90061, nullptr),
+                           bgp_peer("10.168.0.3", "idle", nullptr, "connection refused")}}};
+    const auto lines = lines_of(format_result(View::kBgpPeers, result));
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_EQ(lines[1], "PEER           AS  STATE        UPTIME  RECEIVED  ACCEPTED  REFUSED  ADVERTISED  LAST-ERROR");
+    EXPECT_EQ(lines[2], "127.0.0.10  64512  established   1d01h         5         4        1           1  -");
+    EXPECT_EQ(lines[3], "10.168.0.3  64512  idle              -         5         4        1           1  "
+                        "connection refused");
+}
+
+TEST(Format, BgpSpeakerStates) {
+    // A child gobgpd that is down after restarts, and the speaker's last error.
+    json down = bgp_object();
+    down["gobgpd_pid"] = nullptr;
+    down["gobgpd_starts"] = 3;
+    down["phase"] = "error";
+    down["stale"] = 120;
+    down["accept"] = {"10.244.0.0/16", "10.96.0.0/12"};
+    down["last_error"] = "gobgpd exited with status 1";
+    EXPECT_EQ(format_result(View::kBgpPeers, json{{"bgp", down}, {"peers", json::array()}}),
+              "AS 64512, router id 10.168.0.2, gobgpd not running (started 3×), phase error, 120 routes "
+              "(120 stale), 3 refused, accept 10.244.0.0/16,10.96.0.0/12\n"
+              "last error: gobgpd exited with status 1\n"
+              "no peers\n");
+    // A gobgpd someone else runs: where podfwd-control reaches it.
+    json external = bgp_object();
+    external["gobgpd_pid"] = nullptr;
+    external["gobgpd_starts"] = 0;
+    external["api"] = "127.0.0.1:50051";
+    external["phase"] = "syncing";
+    external["accept"] = json::array();
+    EXPECT_EQ(format_result(View::kBgpPeers, json{{"bgp", external}, {"peers", json::array()}}),
+              "AS 64512, router id 10.168.0.2, gobgpd at 127.0.0.1:50051, phase syncing, 120 routes (0 stale), "
+              "3 refused, accept nothing\n"
+              "no peers\n");
+}
+
+TEST(Format, BgpPeersMissingFieldsShowADash) {
+    // An older or newer daemon: what is missing is "-", what has an unexpected type is its JSON.
+    EXPECT_EQ(format_result(View::kBgpPeers, json{{"peers", {{{"address", "10.168.0.3"}, {"uptime_s", -5}}}}}),
+              "AS -, router id -, gobgpd at -, phase -, - routes (- stale), - refused, accept -\n"
+              "PEER        AS  STATE  UPTIME  RECEIVED  ACCEPTED  REFUSED  ADVERTISED  LAST-ERROR\n"
+              "10.168.0.3   -  -          -5         -         -        -           -  -\n");
+}
+
 TEST(Format, UnexpectedShapesDoNotThrow) {
     for (View view : {View::kRouteList, View::kRouteGet, View::kRouteAdded, View::kNeighbourList, View::kSources,
-                      View::kStatus}) {
+                      View::kStatus, View::kBgpPeers}) {
         EXPECT_NO_THROW((void)format_result(view, json::object()));
         EXPECT_NO_THROW((void)format_result(view, json{{"routes", 5}, {"route", "x"}, {"sources", {1, 2}}}));
+        EXPECT_NO_THROW((void)format_result(
+            view, json{{"bgp", {{"gobgpd_starts", "x"}, {"accept", 7}}}, {"peers", {1, {{"port", "x"}}}}}));
     }
 }
 
