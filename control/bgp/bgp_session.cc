@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -80,10 +81,10 @@ void GobgpSession::stop() {
         poller_thread_.join();
     if (session_thread_.joinable())
         session_thread_.join();
-    if (options_.api.empty())
-        child_.stop(std::chrono::seconds(2));
-    else
-        withdraw_own_paths();
+    // Our gobgpd ends without a word to its peers (see gobgpd_process.h);
+    // someone else's keeps advertising our pod CIDRs, as their graceful
+    // restart would: the dataplane forwards on while we are away.
+    child_.stop();
 }
 
 bool GobgpSession::stopping() const {
@@ -309,6 +310,7 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
         if (auto s = stub->AddPeer(&ctx, request, &empty); !s.ok())
             post(ConfigWarning{"peer " + format_ipv4(peer.address) + " refused by gobgpd: " + describe(s), peer.address});
     }
+    withdraw_stale_own_paths(*stub);
     for (const Prefix4& prefix : options_.advertise) {
         grpc::ClientContext ctx;
         bound(ctx, options_.call_timeout);
@@ -322,18 +324,42 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
     return true;
 }
 
-// A gobgpd someone else runs outlives us: our pod CIDRs leave with us, as
-// they do when our own gobgpd stops.
-void GobgpSession::withdraw_own_paths() {
-    auto stub = apipb::GobgpApi::NewStub(open_channel(api_));
-    for (const Prefix4& prefix : options_.advertise) {
+// Paths of ours for pod CIDRs this node no longer has (a gobgpd that
+// outlived a podfwd-control started since with other --pod-cidr): withdrawn.
+// gobgpd has no query for its local paths alone: one walk of its RIB per
+// connection, empty for a gobgpd just started.
+void GobgpSession::withdraw_stale_own_paths(Stub& stub) {
+    std::vector<Prefix4> stale;
+    {
         grpc::ClientContext ctx;
-        bound(ctx, std::chrono::milliseconds(1000));
+        bound(ctx, options_.call_timeout);
+        apipb::ListPathRequest request;
+        request.set_table_type(apipb::GLOBAL);
+        request.mutable_family()->set_afi(apipb::Family::AFI_IP);
+        request.mutable_family()->set_safi(apipb::Family::SAFI_UNICAST);
+        auto reader = stub.ListPath(&ctx, request);
+        apipb::ListPathResponse response;
+        while (reader->Read(&response))
+            for (const apipb::Path& path : response.destination().paths()) {
+                const auto u = path_update(path);
+                if (u && u->peer == 0 && u->next_hop == options_.node_ip &&
+                    std::find(options_.advertise.begin(), options_.advertise.end(), u->prefix) == options_.advertise.end())
+                    stale.push_back(u->prefix);
+            }
+        if (auto s = reader->Finish(); !s.ok()) {
+            post(ConfigWarning{"listing gobgpd's paths: " + describe(s), std::nullopt});
+            return;
+        }
+    }
+    for (const Prefix4& prefix : stale) {
+        grpc::ClientContext ctx;
+        bound(ctx, options_.call_timeout);
         apipb::DeletePathRequest request;
         request.set_table_type(apipb::GLOBAL);
         *request.mutable_path() = own_path(prefix, options_.node_ip);
         google::protobuf::Empty empty;
-        (void)stub->DeletePath(&ctx, request, &empty);
+        if (auto s = stub.DeletePath(&ctx, request, &empty); !s.ok())
+            post(ConfigWarning{"withdrawing " + prefix.str() + " (no longer a --pod-cidr): " + describe(s), std::nullopt});
     }
 }
 
@@ -348,26 +374,35 @@ void GobgpSession::poll_peers() {
     auto stub = apipb::GobgpApi::NewStub(channel);
     grpc::ClientContext ctx;
     bound(ctx, std::chrono::seconds(2));
-    apipb::ListPeerRequest request;
-    // Counting what was advertised walks gobgpd's whole RIB per peer: every
-    // tenth poll, and after a session changed state.
-    const bool count_advertised = polls_++ % 10 == 0 || peer_changed_.exchange(false);
-    request.set_enableadvertised(count_advertised);
-    auto reader = stub->ListPeer(&ctx, request);
+    auto reader = stub->ListPeer(&ctx, apipb::ListPeerRequest());
     apipb::ListPeerResponse response;
     PeersPolled polled;
     const std::int64_t now = unix_now();
-    while (reader->Read(&response)) {
-        PeerStatus s = peer_status(response.peer(), now);
-        if (count_advertised)
-            advertised_[s.address] = s.advertised;
-        s.advertised = advertised_[s.address];
-        polled.peers.push_back(std::move(s));
-    }
+    while (reader->Read(&response))
+        polled.peers.push_back(peer_status(response.peer(), now));
     if (!reader->Finish().ok())
         return;
+    // What was advertised: the size of each peer's Adj-RIB-Out, which gobgpd
+    // computes from its whole RIB on every ask (ListPeer's own count would
+    // also take graceful restart's End-of-RIB for a route): every tenth
+    // poll, and after a session changed state.
+    if (polls_++ % 10 == 0 || peer_changed_.exchange(false)) {
+        for (const PeerStatus& peer : polled.peers) {
+            grpc::ClientContext table_ctx;
+            bound(table_ctx, std::chrono::seconds(2));
+            apipb::GetTableRequest request;
+            request.set_table_type(apipb::ADJ_OUT);
+            request.set_name(format_ipv4(peer.address));
+            request.mutable_family()->set_afi(apipb::Family::AFI_IP);
+            request.mutable_family()->set_safi(apipb::Family::SAFI_UNICAST);
+            apipb::GetTableResponse table;
+            if (stub->GetTable(&table_ctx, request, &table).ok())
+                advertised_[peer.address] = peer.state == SessionState::kEstablished ? table.num_destination() : 0;
+        }
+    }
+    for (PeerStatus& peer : polled.peers)
+        peer.advertised = advertised_[peer.address];
     polled.seq = polls_;
     post(std::move(polled));
 }
-
 }  // namespace podfwd::control::bgp

@@ -20,14 +20,12 @@
 #include <variant>
 #include <vector>
 
+#include "gobgp.grpc.pb.h"
+
 #include "control/bgp/bgp_routes.h"
 #include "control/bgp/bgp_source.h"
 #include "control/bgp/gobgpd_process.h"
 
-namespace grpc {
-class Channel;
-class ClientContext;
-}  // namespace grpc
 
 namespace podfwd::control::bgp {
 
@@ -89,7 +87,7 @@ private:
     // A channel on which gobgpd answers, or null (and why) after 10 s.
     std::shared_ptr<grpc::Channel> wait_for_api(std::string& error);
     bool configure(const std::shared_ptr<grpc::Channel>& channel, std::string& error);
-    void withdraw_own_paths();
+    void withdraw_stale_own_paths(apipb::GobgpApi::Stub& stub);
     void poll_peers();
 
     const BgpOptions& options_;
@@ -106,7 +104,7 @@ private:
     std::atomic<bool> fast_polling_{false};
     std::atomic<bool> peer_changed_{false};
     std::uint64_t polls_ = 0;
-    std::map<Ipv4Addr, std::uint64_t> advertised_;   // ListPeer counts adj-out only when asked
+    std::map<Ipv4Addr, std::uint64_t> advertised_;   // each peer's Adj-RIB-Out, counted every tenth poll
     GobgpdProcess child_;                      // session thread only
     std::uint32_t child_starts_ = 0;
     std::thread session_thread_;

@@ -67,13 +67,9 @@ public:
     void tick() {
         std::vector<BgpChange> changes;
         maybe_sweep(changes);
+        // Before the first snapshot, what was swept is simply not in it.
         if (!changes.empty() && synced_)
             handlers_.changes(changes);
-        else if (!changes.empty() && !synced_) {
-            // Swept before gobgpd ever answered: the daemon still gets one snapshot.
-            synced_ = true;
-            handlers_.snapshot(routes_.routes());
-        }
         session_.set_fast_polling(routes_.stale() > 0);
     }
 
@@ -221,10 +217,25 @@ private:
             if (is_up)
                 session_errors_.erase(now.address);
             else if (was_up)
-                session_errors_[now.address] = "session went down (was established)";
+                session_errors_[now.address] = why_down(*before, now);
         }
         peers_ = std::move(e.peers);
         latest_poll_ = e.seq;
+    }
+
+    // gobgpd's API does not say why a session went down; its NOTIFICATION
+    // counters tell who closed it, its log the rest.
+    std::string why_down(const PeerStatus& before, const PeerStatus& now) const {
+        std::string why = now.notifications_received > before.notifications_received
+                              ? "session closed by the peer (NOTIFICATION received)"
+                          : now.notifications_sent > before.notifications_sent
+                              ? "session closed by gobgpd (NOTIFICATION sent: hold timer expired, or the peer's "
+                                "messages were invalid)"
+                              : "session lost (the TCP connection closed without a NOTIFICATION)";
+        if (options_.api.empty())
+            why += "; details in " + options_.child_log;
+        spdlog::warn("bgp: peer {}: {}", format_ipv4(now.address), why);
+        return why;
     }
 
     void note_unreadable(std::uint64_t n) {

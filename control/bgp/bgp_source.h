@@ -101,6 +101,8 @@ struct PeerStatus {
     std::uint64_t refused = 0;                     // best paths of this peer the accept filter refused (ever)
     std::uint64_t advertised = 0;
     bool end_of_rib = false;
+    std::uint64_t notifications_sent = 0;          // since gobgpd started: why sessions went down
+    std::uint64_t notifications_received = 0;
     std::optional<std::string> last_error;         // the last refusal, or why the session went down
 };
 
@@ -140,7 +142,8 @@ public:
     // (stale) until relearned or swept. Fails only on local resources.
     static Result<std::unique_ptr<BgpSource>> start(BgpOptions options, Handlers handlers,
                                                     std::vector<BgpRoute> initial = {});
-    // Stops the threads and a child gobgpd (SIGTERM, then SIGKILL).
+    // Stops the threads and a child gobgpd (SIGKILL: peers keep our routes
+    // through their graceful restart, see gobgpd_process.h).
     ~BgpSource();
     BgpSource(const BgpSource&) = delete;
     BgpSource& operator=(const BgpSource&) = delete;

@@ -144,10 +144,11 @@ PeerStatus peer_status(const apipb::Peer& peer, std::int64_t now_unix_s) {
             continue;
         have_family = true;
         s.received += family.state().received();
-        s.advertised += family.state().advertised();
         s.end_of_rib = s.end_of_rib && family.mp_graceful_restart().state().end_of_rib_received();
     }
     s.end_of_rib = s.end_of_rib && have_family;
+    s.notifications_sent = peer.state().messages().sent().notification();
+    s.notifications_received = peer.state().messages().received().notification();
     return s;
 }
 

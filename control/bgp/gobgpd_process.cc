@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace podfwd::control::bgp {
@@ -45,7 +44,7 @@ Result<GobgpdProcess> GobgpdProcess::spawn(const std::string& binary, const std:
         return Error{Errc::kSystem, std::string("fork: ") + std::strerror(e)};
     }
     if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent)   // the parent died before prctl
             ::_exit(1);
         // The daemon blocks these for its signalfd; gobgpd must see them.
@@ -69,7 +68,7 @@ Result<GobgpdProcess> GobgpdProcess::spawn(const std::string& binary, const std:
 
 GobgpdProcess& GobgpdProcess::operator=(GobgpdProcess&& other) noexcept {
     if (this != &other) {
-        stop(std::chrono::seconds(2));
+        stop();
         pid_ = std::exchange(other.pid_, -1);
     }
     return *this;
@@ -86,16 +85,9 @@ std::optional<std::string> GobgpdProcess::exited() {
     return r < 0 ? std::string("lost: ") + std::strerror(errno) : describe_status(status);
 }
 
-void GobgpdProcess::stop(std::chrono::milliseconds grace) {
+void GobgpdProcess::stop() {
     if (pid_ <= 0)
         return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (exited())
-            return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
     ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);

@@ -1,6 +1,11 @@
 // gobgpd run as podfwd-control's child: its API on a Unix socket of ours,
-// its log in a file, and SIGTERM for it when we die (PR_SET_PDEATHSIG), so
+// its log in a file, and SIGKILL for it when we die (PR_SET_PDEATHSIG), so
 // a podfwd-control killed -9 leaves no gobgpd holding the BGP port.
+//
+// gobgpd is always ended with SIGKILL: on SIGTERM it closes every session
+// with a Cease NOTIFICATION, after which peers drop this node's routes at
+// once; a session that just ends lets the peers that negotiated graceful
+// restart keep them while podfwd-control (and its gobgpd) restart.
 #pragma once
 
 #include <sys/types.h>
@@ -21,14 +26,14 @@ public:
     GobgpdProcess() = default;
     GobgpdProcess(GobgpdProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
     GobgpdProcess& operator=(GobgpdProcess&& other) noexcept;
-    ~GobgpdProcess() { stop(std::chrono::seconds(2)); }
+    ~GobgpdProcess() { stop(); }
 
     pid_t pid() const noexcept { return pid_; }
     bool running() const noexcept { return pid_ > 0; }
     // Non-blocking: when it has exited, how ("exited with 1", "killed by signal 9"); it is then reaped.
     std::optional<std::string> exited();
-    // SIGTERM, then SIGKILL after `grace`; reaped.
-    void stop(std::chrono::milliseconds grace);
+    // SIGKILL, reaped.
+    void stop();
 
 private:
     explicit GobgpdProcess(pid_t pid) : pid_(pid) {}
