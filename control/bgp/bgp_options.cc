@@ -60,9 +60,9 @@ Result<PeerConfig> parse_peer(std::string_view spec, std::uint32_t hold_time, st
             if (!parse_number<std::uint16_t>(value, 1, 65535, peer.port))
                 return invalid(spec, "port=N with N in 1..65535");
         } else if (key == "hold") {
-            // RFC 4271: zero (no keepalives) or at least three seconds.
-            if (!parse_number<std::uint32_t>(value, 0, 65535, peer.hold_time) || (peer.hold_time > 0 && peer.hold_time < 3))
-                return invalid(spec, "hold=S with S 0 or 3..65535");
+            // RFC 4271 allows 0 (no keepalives), but gobgpd takes 0 for its default of 90.
+            if (!parse_number<std::uint32_t>(value, 3, 65535, peer.hold_time))
+                return invalid(spec, "hold=S with S in 3..65535");
         } else if (key == "restart-time") {
             if (!parse_number<std::uint32_t>(value, 0, 4095, peer.restart_time))
                 return invalid(spec, "restart-time=S with S in 0..4095 (0: no graceful restart)");

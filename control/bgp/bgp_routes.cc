@@ -10,6 +10,9 @@ constexpr std::size_t kMaxLoggedRefusals = 10'000;
 
 void BgpRoutes::load_stale(std::span<const BgpRoute> routes) {
     for (const BgpRoute& route : routes) {
+        // Saved under another --accept or --pod-cidr: today's filter decides.
+        if (!filter_.accepts(route.prefix) || route.next_hop == node_ip_)
+            continue;
         routes_[route.prefix] = route;
         stale_.insert(route.prefix);
     }
@@ -30,8 +33,9 @@ void BgpRoutes::apply(std::span<const PathUpdate> updates, std::vector<BgpChange
                       std::vector<Refusal>& refusals) {
     for (const PathUpdate& u : updates) {
         // Our own pod CIDRs, and anything whose next hop is this node, are
-        // reached locally: the best path being ours means no route.
-        if (u.withdrawn || u.peer == 0 || u.next_hop == node_ip_) {
+        // reached locally: the best path being ours means no route. A best
+        // path we cannot follow must not leave the previous one in place.
+        if (u.withdrawn || u.own || u.unusable || u.next_hop == node_ip_) {
             erase(u.prefix, changes);
             continue;
         }

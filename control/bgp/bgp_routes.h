@@ -20,8 +20,10 @@ namespace podfwd::control::bgp {
 struct PathUpdate {
     Prefix4 prefix;
     Ipv4Addr next_hop = 0;
-    Ipv4Addr peer = 0;        // 0: a path this speaker originated (AddPath)
+    Ipv4Addr peer = 0;        // learned from (0: not over an IPv4 session)
     bool withdrawn = false;   // no best path for the prefix any more
+    bool own = false;         // a path this speaker originated (AddPath)
+    bool unusable = false;    // a best path we cannot follow (no IPv4 next hop): no route
 
     friend bool operator==(const PathUpdate&, const PathUpdate&) = default;
 };
@@ -36,7 +38,8 @@ class BgpRoutes {
 public:
     BgpRoutes(AcceptFilter filter, Ipv4Addr node_ip) : filter_(std::move(filter)), node_ip_(node_ip) {}
 
-    // Routes stated before (saved by a previous podfwd-control), stale from the start.
+    // Routes stated before (saved by a previous podfwd-control), stale from
+    // the start; those today's filter refuses are left out.
     void load_stale(std::span<const BgpRoute> routes);
     // A new gobgpd (or a new connection to one) is about to dump its best
     // paths: what is held now stays, stale, until restated or swept.

@@ -27,10 +27,6 @@ std::string describe(const grpc::Status& s) {
                                      : s.error_message();
 }
 
-// A context for one unary call, bounded.
-void bound(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) {
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-}
 
 std::shared_ptr<grpc::Channel> open_channel(const std::string& target) {
     grpc::ChannelArguments args;
@@ -46,6 +42,29 @@ std::shared_ptr<grpc::Channel> open_channel(const std::string& target) {
 }
 
 }  // namespace
+
+// One call's context, bounded, and cancelled by stop(): shutdown never
+// waits out a timeout.
+class GobgpSession::Call {
+public:
+    Call(GobgpSession& session, std::chrono::milliseconds timeout) : session_(session) {
+        std::lock_guard lock(session_.mu_);
+        ctx_.set_deadline(std::chrono::system_clock::now() +
+                          (session_.stopping_ ? std::chrono::milliseconds(0) : timeout));
+        session_.calls_.insert(&ctx_);
+    }
+    ~Call() {
+        std::lock_guard lock(session_.mu_);
+        session_.calls_.erase(&ctx_);
+    }
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+    grpc::ClientContext* get() noexcept { return &ctx_; }
+
+private:
+    GobgpSession& session_;
+    grpc::ClientContext ctx_;
+};
 
 GobgpSession::GobgpSession(const BgpOptions& options, std::function<void()> wake)
     : options_(options), wake_(std::move(wake)) {
@@ -73,8 +92,8 @@ void GobgpSession::stop() {
         if (stopping_ && !session_thread_.joinable())
             return;
         stopping_ = true;
-        if (watch_ != nullptr)
-            watch_->TryCancel();
+        for (grpc::ClientContext* call : calls_)
+            call->TryCancel();
     }
     cv_.notify_all();
     if (poller_thread_.joinable())
@@ -162,49 +181,44 @@ std::string GobgpSession::run_session(bool& configured, bool& child_exited) {
     configured = true;
     post(Configured{});
 
-    grpc::ClientContext ctx;
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_)
-            return "stopping";
-        watch_ = &ctx;
-    }
+    // The event stream first, without gobgpd's dump: a RIB of a million
+    // paths would be one message past gobgpd's 256 MB send limit. Once the
+    // watch is registered (gobgpd then says END_OF_INIT of its peers), the
+    // RIB is listed a destination per message; the events meanwhile wait in
+    // the stream and are applied after it, so the last word on each prefix
+    // is the newest.
+    Call watch(*this, std::chrono::hours(24 * 365));
     auto stub = apipb::GobgpApi::NewStub(channel);
     apipb::WatchEventRequest request;
     request.mutable_peer();
-    auto* best = request.mutable_table()->add_filters();
-    best->set_type(apipb::WatchEventRequest::Table::Filter::BEST);
-    best->set_init(true);
-    auto reader = stub->WatchEvent(&ctx, request);
-    bool first_table = true;
+    request.mutable_table()->add_filters()->set_type(apipb::WatchEventRequest::Table::Filter::BEST);
+    auto reader = stub->WatchEvent(watch.get(), request);
     apipb::WatchEventResponse response;
-    while (reader->Read(&response)) {
+    bool registered = false;
+    while (!registered && reader->Read(&response))
+        registered = response.has_peer() && response.peer().type() == apipb::WatchEventResponse::PeerEvent::END_OF_INIT;
+    if (registered) {
+        Dump dump;
+        if (auto listed = list_rib(*stub, dump); !listed.empty()) {
+            watch.get()->TryCancel();
+            (void)reader->Finish();
+            return listed;
+        }
+        post(std::move(dump));
+    }
+    while (registered && reader->Read(&response)) {
         if (response.has_table()) {
-            std::vector<PathUpdate> updates;
-            updates.reserve(static_cast<std::size_t>(response.table().paths_size()));
-            std::uint64_t unreadable = 0;
-            for (const apipb::Path& path : response.table().paths()) {
-                if (auto u = path_update(path))
-                    updates.push_back(*u);
-                else
-                    unreadable += path.family().afi() == apipb::Family::AFI_IP &&
-                                  path.family().safi() == apipb::Family::SAFI_UNICAST;
-            }
-            if (first_table)
-                post(Dump{std::move(updates), unreadable});
-            else
-                post(Paths{std::move(updates), unreadable});
-            first_table = false;
+            Paths paths;
+            paths.paths.reserve(static_cast<std::size_t>(response.table().paths_size()));
+            for (const apipb::Path& path : response.table().paths())
+                add_update(path, paths.paths, paths.unreadable);
+            post(std::move(paths));
         } else if (response.has_peer()) {
             peer_changed_ = true;
             cv_.notify_all();   // the poller looks at once
         }
     }
     const grpc::Status status = reader->Finish();
-    {
-        std::lock_guard lock(mu_);
-        watch_ = nullptr;
-    }
     if (options_.api.empty()) {
         // The stream ends as gobgpd dies; give the exit a moment to be reaped.
         for (int i = 0; i < 50; ++i) {
@@ -231,10 +245,9 @@ std::shared_ptr<grpc::Channel> GobgpSession::wait_for_api(std::string& error) {
         if (listening) {
             auto channel = open_channel(api_);
             auto stub = apipb::GobgpApi::NewStub(channel);
-            grpc::ClientContext ctx;
-            bound(ctx, std::chrono::milliseconds(1000));
+            Call ctx(*this, std::chrono::milliseconds(1000));
             apipb::GetBgpResponse response;
-            const grpc::Status s = stub->GetBgp(&ctx, apipb::GetBgpRequest(), &response);
+            const grpc::Status s = stub->GetBgp(ctx.get(), apipb::GetBgpRequest(), &response);
             if (s.ok())
                 return channel;
             error = "gobgpd's API at " + api_ + " does not answer: " + describe(s);
@@ -256,13 +269,38 @@ std::shared_ptr<grpc::Channel> GobgpSession::wait_for_api(std::string& error) {
     return nullptr;
 }
 
+void GobgpSession::add_update(const apipb::Path& path, std::vector<PathUpdate>& out, std::uint64_t& unreadable) {
+    if (auto u = path_update(path)) {
+        unreadable += u->unusable;
+        out.push_back(*u);
+    } else {
+        unreadable += path.family().afi() == apipb::Family::AFI_IP && path.family().safi() == apipb::Family::SAFI_UNICAST;
+    }
+}
+
+std::string GobgpSession::list_rib(Stub& stub, Dump& dump) {
+    Call call(*this, std::chrono::minutes(10));
+    apipb::ListPathRequest request;
+    request.set_table_type(apipb::GLOBAL);
+    request.mutable_family()->set_afi(apipb::Family::AFI_IP);
+    request.mutable_family()->set_safi(apipb::Family::SAFI_UNICAST);
+    auto reader = stub.ListPath(call.get(), request);
+    apipb::ListPathResponse response;
+    while (reader->Read(&response))
+        for (const apipb::Path& path : response.destination().paths())
+            if (path.best())
+                add_update(path, dump.paths, dump.unreadable);
+    if (auto s = reader->Finish(); !s.ok())
+        return "listing gobgpd's RIB: " + describe(s);
+    return {};
+}
+
 bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std::string& error) {
     auto stub = apipb::GobgpApi::NewStub(channel);
     {
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
+        Call ctx(*this, options_.call_timeout);
         apipb::GetBgpResponse current;
-        if (auto s = stub->GetBgp(&ctx, apipb::GetBgpRequest(), &current); !s.ok()) {
+        if (auto s = stub->GetBgp(ctx.get(), apipb::GetBgpRequest(), &current); !s.ok()) {
             error = "GetBgp: " + describe(s);
             return false;
         }
@@ -274,12 +312,11 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
             return false;
         }
         if (current.global().asn() == 0) {
-            grpc::ClientContext start_ctx;
-            bound(start_ctx, options_.call_timeout);
+            Call start_ctx(*this, options_.call_timeout);
             apipb::StartBgpRequest request;
             *request.mutable_global() = global_config(options_);
             google::protobuf::Empty empty;
-            if (auto s = stub->StartBgp(&start_ctx, request, &empty); !s.ok()) {
+            if (auto s = stub->StartBgp(start_ctx.get(), request, &empty); !s.ok()) {
                 error = "StartBgp (AS " + std::to_string(options_.asn) + "): " + describe(s);
                 return false;
             }
@@ -287,9 +324,8 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
     }
     std::set<Ipv4Addr> existing;
     {
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
-        auto reader = stub->ListPeer(&ctx, apipb::ListPeerRequest());
+        Call ctx(*this, options_.call_timeout);
+        auto reader = stub->ListPeer(ctx.get(), apipb::ListPeerRequest());
         apipb::ListPeerResponse response;
         while (reader->Read(&response))
             if (auto a = parse_ipv4(response.peer().conf().neighbor_address()))
@@ -299,27 +335,27 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
             return false;
         }
     }
-    for (const PeerConfig& peer : options_.peers) {
-        if (existing.count(peer.address))
-            continue;
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
-        apipb::AddPeerRequest request;
-        *request.mutable_peer() = peer_config(peer, options_);
-        google::protobuf::Empty empty;
-        if (auto s = stub->AddPeer(&ctx, request, &empty); !s.ok())
-            post(ConfigWarning{"peer " + format_ipv4(peer.address) + " refused by gobgpd: " + describe(s), peer.address});
-    }
+    // Our paths before our peers: a session up before them would send an
+    // End-of-RIB without our pod CIDRs, and peers would drop them.
     withdraw_stale_own_paths(*stub);
     for (const Prefix4& prefix : options_.advertise) {
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
+        Call ctx(*this, options_.call_timeout);
         apipb::AddPathRequest request;
         request.set_table_type(apipb::GLOBAL);
         *request.mutable_path() = own_path(prefix, options_.node_ip);
         apipb::AddPathResponse response;
-        if (auto s = stub->AddPath(&ctx, request, &response); !s.ok())
+        if (auto s = stub->AddPath(ctx.get(), request, &response); !s.ok())
             post(ConfigWarning{"advertising " + prefix.str() + ": " + describe(s), std::nullopt});
+    }
+    for (const PeerConfig& peer : options_.peers) {
+        if (existing.count(peer.address))
+            continue;
+        Call ctx(*this, options_.call_timeout);
+        apipb::AddPeerRequest request;
+        *request.mutable_peer() = peer_config(peer, options_);
+        google::protobuf::Empty empty;
+        if (auto s = stub->AddPeer(ctx.get(), request, &empty); !s.ok())
+            post(ConfigWarning{"peer " + format_ipv4(peer.address) + " refused by gobgpd: " + describe(s), peer.address});
     }
     return true;
 }
@@ -331,18 +367,17 @@ bool GobgpSession::configure(const std::shared_ptr<grpc::Channel>& channel, std:
 void GobgpSession::withdraw_stale_own_paths(Stub& stub) {
     std::vector<Prefix4> stale;
     {
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
+        Call ctx(*this, options_.call_timeout);
         apipb::ListPathRequest request;
         request.set_table_type(apipb::GLOBAL);
         request.mutable_family()->set_afi(apipb::Family::AFI_IP);
         request.mutable_family()->set_safi(apipb::Family::SAFI_UNICAST);
-        auto reader = stub.ListPath(&ctx, request);
+        auto reader = stub.ListPath(ctx.get(), request);
         apipb::ListPathResponse response;
         while (reader->Read(&response))
             for (const apipb::Path& path : response.destination().paths()) {
                 const auto u = path_update(path);
-                if (u && u->peer == 0 && u->next_hop == options_.node_ip &&
+                if (u && u->own && u->next_hop == options_.node_ip &&
                     std::find(options_.advertise.begin(), options_.advertise.end(), u->prefix) == options_.advertise.end())
                     stale.push_back(u->prefix);
             }
@@ -352,13 +387,12 @@ void GobgpSession::withdraw_stale_own_paths(Stub& stub) {
         }
     }
     for (const Prefix4& prefix : stale) {
-        grpc::ClientContext ctx;
-        bound(ctx, options_.call_timeout);
+        Call ctx(*this, options_.call_timeout);
         apipb::DeletePathRequest request;
         request.set_table_type(apipb::GLOBAL);
         *request.mutable_path() = own_path(prefix, options_.node_ip);
         google::protobuf::Empty empty;
-        if (auto s = stub.DeletePath(&ctx, request, &empty); !s.ok())
+        if (auto s = stub.DeletePath(ctx.get(), request, &empty); !s.ok())
             post(ConfigWarning{"withdrawing " + prefix.str() + " (no longer a --pod-cidr): " + describe(s), std::nullopt});
     }
 }
@@ -369,12 +403,13 @@ void GobgpSession::poll_peers() {
         std::lock_guard lock(mu_);
         channel = channel_;
     }
+    // Cleared first: a flag left set would wake the poller again at once.
+    const bool peer_changed = peer_changed_.exchange(false);
     if (!channel)
         return;
     auto stub = apipb::GobgpApi::NewStub(channel);
-    grpc::ClientContext ctx;
-    bound(ctx, std::chrono::seconds(2));
-    auto reader = stub->ListPeer(&ctx, apipb::ListPeerRequest());
+    Call ctx(*this, std::chrono::seconds(2));
+    auto reader = stub->ListPeer(ctx.get(), apipb::ListPeerRequest());
     apipb::ListPeerResponse response;
     PeersPolled polled;
     const std::int64_t now = unix_now();
@@ -386,17 +421,16 @@ void GobgpSession::poll_peers() {
     // computes from its whole RIB on every ask (ListPeer's own count would
     // also take graceful restart's End-of-RIB for a route): every tenth
     // poll, and after a session changed state.
-    if (polls_++ % 10 == 0 || peer_changed_.exchange(false)) {
+    if (polls_++ % 10 == 0 || peer_changed) {
         for (const PeerStatus& peer : polled.peers) {
-            grpc::ClientContext table_ctx;
-            bound(table_ctx, std::chrono::seconds(2));
+            Call table_ctx(*this, std::chrono::seconds(2));
             apipb::GetTableRequest request;
             request.set_table_type(apipb::ADJ_OUT);
             request.set_name(format_ipv4(peer.address));
             request.mutable_family()->set_afi(apipb::Family::AFI_IP);
             request.mutable_family()->set_safi(apipb::Family::SAFI_UNICAST);
             apipb::GetTableResponse table;
-            if (stub->GetTable(&table_ctx, request, &table).ok())
+            if (stub->GetTable(table_ctx.get(), request, &table).ok())
                 advertised_[peer.address] = peer.state == SessionState::kEstablished ? table.num_destination() : 0;
         }
     }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -67,8 +68,8 @@ public:
     GobgpSession& operator=(const GobgpSession&) = delete;
 
     void start();
-    // Idempotent: ends both threads, withdraws our paths from a gobgpd we
-    // do not own, stops our child.
+    // Idempotent: cancels the calls in flight, ends both threads, stops our
+    // child (SIGKILL, see gobgpd_process.h).
     void stop();
     std::vector<SessionEvent> take_events();
     const std::string& api() const noexcept { return api_; }
@@ -87,7 +88,12 @@ private:
     // A channel on which gobgpd answers, or null (and why) after 10 s.
     std::shared_ptr<grpc::Channel> wait_for_api(std::string& error);
     bool configure(const std::shared_ptr<grpc::Channel>& channel, std::string& error);
-    void withdraw_stale_own_paths(apipb::GobgpApi::Stub& stub);
+    using Stub = apipb::GobgpApi::Stub;
+    void withdraw_stale_own_paths(Stub& stub);
+    // gobgpd's best paths now; empty, or why not.
+    std::string list_rib(Stub& stub, Dump& dump);
+    static void add_update(const apipb::Path& path, std::vector<PathUpdate>& out, std::uint64_t& unreadable);
+    class Call;
     void poll_peers();
 
     const BgpOptions& options_;
@@ -99,7 +105,7 @@ private:
     bool stopping_ = false;
     std::vector<SessionEvent> queue_;
     std::shared_ptr<grpc::Channel> channel_;   // while configured
-    grpc::ClientContext* watch_ = nullptr;     // to cancel the stream at stop
+    std::set<grpc::ClientContext*> calls_;     // in flight: cancelled at stop
 
     std::atomic<bool> fast_polling_{false};
     std::atomic<bool> peer_changed_{false};

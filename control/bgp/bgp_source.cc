@@ -246,10 +246,11 @@ private:
     }
 
     // The stale routes go when the restart window ends, or once gobgpd has
-    // dumped its RIB and every configured peer is established and has sent
-    // its End-of-RIB: on two polls in a row with no path arriving in
-    // between, because gobgpd's peer state and its best-path stream are two
-    // RPCs whose answers may cross.
+    // dumped its RIB and every peer is established and has sent its
+    // End-of-RIB: on two polls in a row with no path arriving in between nor
+    // for kQuiet, because gobgpd's peer state and its best-path stream are
+    // two RPCs whose answers may cross.
+    static constexpr auto kQuiet = std::chrono::seconds(1);
     void maybe_sweep(std::vector<BgpChange>& changes) {
         if (routes_.stale() == 0) {
             sweep_deadline_.reset();
@@ -265,7 +266,7 @@ private:
             if (sweep_ready_poll_ == 0 || last_paths_at_ >= ready_at_) {
                 sweep_ready_poll_ = latest_poll_;
                 ready_at_ = now;
-            } else if (latest_poll_ > sweep_ready_poll_) {
+            } else if (latest_poll_ > sweep_ready_poll_ && now - last_paths_at_ >= kQuiet) {
                 sweep = true;
                 why = "every peer sent its End-of-RIB";
             }
@@ -278,12 +279,16 @@ private:
         sweep_ready_poll_ = 0;
     }
 
+    // Every peer gobgpd has (a gobgpd of --gobgp-api may have more than
+    // ours) and every one configured, at least one: with none, only the
+    // restart window can say the RIB is whole.
     bool all_peers_done() const {
-        return std::all_of(options_.peers.begin(), options_.peers.end(), [&](const PeerConfig& config) {
-            return std::any_of(peers_.begin(), peers_.end(), [&](const PeerStatus& p) {
-                return p.address == config.address && p.state == SessionState::kEstablished && p.end_of_rib;
-            });
-        });
+        const auto done = [](const PeerStatus& p) { return p.state == SessionState::kEstablished && p.end_of_rib; };
+        return !peers_.empty() && std::all_of(peers_.begin(), peers_.end(), done) &&
+               std::all_of(options_.peers.begin(), options_.peers.end(), [&](const PeerConfig& config) {
+                   return std::any_of(peers_.begin(), peers_.end(),
+                                      [&](const PeerStatus& p) { return p.address == config.address; });
+               });
     }
 
     BgpOptions options_;

@@ -95,6 +95,7 @@ std::optional<PathUpdate> path_update(const apipb::Path& path) {
                        static_cast<std::uint8_t>(nlri.prefix_len())};
     u.withdrawn = path.is_withdraw();
     // Paths of our own (AddPath) have no neighbour: gobgpd writes "<nil>".
+    u.own = path.neighbor_ip().empty() || path.neighbor_ip() == "<nil>";
     u.peer = ipv4(path.neighbor_ip()).value_or(0);
     if (u.withdrawn)
         return u;
@@ -109,8 +110,9 @@ std::optional<PathUpdate> path_update(const apipb::Path& path) {
                 u.next_hop = ipv4(mp.next_hops(0)).value_or(0);
         }
     }
-    if (u.next_hop == 0 && u.peer != 0)
-        return std::nullopt;   // a peer's path without a usable next hop
+    // A peer's path without an IPv4 next hop (RFC 8950's IPv6 next hop, or
+    // 0.0.0.0): the prefix has no route we can follow.
+    u.unusable = !u.own && u.next_hop == 0;
     return u;
 }
 

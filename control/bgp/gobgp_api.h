@@ -19,8 +19,8 @@ apipb::Peer peer_config(const PeerConfig& peer, const BgpOptions& options);
 // This node's pod CIDR, origin IGP, next hop self.
 apipb::Path own_path(const Prefix4& prefix, Ipv4Addr next_hop);
 
-// An IPv4 unicast best path as an update; nullopt for other families or a
-// path we cannot read (counted by the caller).
+// An IPv4 unicast best path as an update (`unusable` without an IPv4 next
+// hop); nullopt for other families or a prefix we cannot read.
 std::optional<PathUpdate> path_update(const apipb::Path& path);
 
 SessionState session_state(apipb::PeerState::SessionState) noexcept;

@@ -57,6 +57,8 @@ Result<GobgpdProcess> GobgpdProcess::spawn(const std::string& binary, const std:
             ::dup2(null_fd, 0);
         ::dup2(log_fd, 1);
         ::dup2(log_fd, 2);
+        // Other threads' descriptors opened without O_CLOEXEC are not gobgpd's.
+        ::close_range(3, ~0U, 0);
         ::execvp(argv[0], const_cast<char* const*>(argv.data()));
         const char msg[] = "podfwd-control: cannot execute gobgpd\n";
         [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);

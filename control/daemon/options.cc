@@ -222,8 +222,9 @@ Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
         return invalid("--bgp-listen-port " + std::to_string(port) + " is out of range 0..65535");
     b.listen_port = static_cast<int>(port);
     const auto hold = vm["bgp-hold-time"].as<std::int64_t>();
-    if (hold != 0 && (hold < 3 || hold > 65535))   // RFC 4271
-        return invalid("--bgp-hold-time " + std::to_string(hold) + ": 0 or 3..65535 seconds");
+    // RFC 4271 allows 0 (no keepalives), but gobgpd takes 0 for its default of 90.
+    if (hold < 3 || hold > 65535)
+        return invalid("--bgp-hold-time " + std::to_string(hold) + " is out of range 3..65535 seconds");
     const auto restart = vm["bgp-restart-time"].as<std::int64_t>();
     if (restart < 0 || restart > 4095)   // 12 bits in the capability (RFC 4724)
         return invalid("--bgp-restart-time " + std::to_string(restart) + " is out of range 0..4095 seconds");

@@ -104,7 +104,7 @@ TEST(PeerSpec, ClearErrors) {
         EXPECT_NE(p.error().message.find(c.says), std::string::npos) << c.spec << ": " << p.error().message;
         EXPECT_NE(p.error().message.find("--bgp-peer"), std::string::npos) << p.error().message;
     }
-    EXPECT_TRUE(b::parse_peer("10.168.0.10,as=1,hold=0", 90, 120));   // no keepalives: allowed by RFC 4271
+    EXPECT_FALSE(b::parse_peer("10.168.0.10,as=1,hold=0", 90, 120));   // gobgpd would make it 90
 }
 
 }  // namespace

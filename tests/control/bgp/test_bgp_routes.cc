@@ -56,7 +56,7 @@ TEST(BgpRoutes, OurOwnPathsAndNextHopSelfAreNotRoutes) {
     BgpRoutes r = make_routes();
     apply(r, {{P("10.244.5.0/24"), A("10.168.0.3"), A("10.168.0.3"), false}});
     // Our own path (no peer) becomes best: the peer's route goes.
-    auto a = apply(r, {{P("10.244.5.0/24"), kNode, 0, false}});
+    auto a = apply(r, {{P("10.244.5.0/24"), kNode, 0, false, true}});
     ASSERT_EQ(a.changes.size(), 1u);
     EXPECT_FALSE(a.changes[0].route);
     // A reflected copy of our own advertisement: next hop is this node.
@@ -141,9 +141,11 @@ TEST(BgpRoutes, RandomAgainstNaiveModel) {
                 std::erase_if(model, [](const auto& kv) { return kv.second.second; });
             } else {
                 PathUpdate u{prefixes[rng() % 6], hops[rng() % 4], peers[rng() % 3], rng() % 4 == 0};
+                u.own = u.peer == 0;
+                u.unusable = !u.own && rng() % 10 == 0;
                 auto a = apply(r, {u});
                 replay_changes(a.changes);
-                const bool own = u.peer == 0 || u.next_hop == kNode;
+                const bool own = u.own || u.unusable || u.next_hop == kNode;
                 const bool refused = u.prefix.len == 0 || u.prefix == P("10.244.2.0/25") || u.prefix == P("10.245.0.0/24");
                 if (u.withdrawn || own || refused)
                     model.erase(u.prefix);

@@ -149,7 +149,7 @@ TEST(BgpOptions, EachMistakeIsOneLine) {
     EXPECT_EQ(error_of({"--accept", "10.244.0.0/16"}), "--accept filters BGP routes: it needs --bgp-as");
     EXPECT_EQ(error_of({"--bgp-as", "0", "--accept", "10.244.0.0/16"}), "--bgp-as 0 is out of range 1..4294967295");
     EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-hold-time", "2"}),
-              "--bgp-hold-time 2: 0 or 3..65535 seconds");
+              "--bgp-hold-time 2 is out of range 3..65535 seconds");
     EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-restart-time", "5000"}),
               "--bgp-restart-time 5000 is out of range 0..4095 seconds");
     EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-peer", "10.168.0.2,as=1"}),
