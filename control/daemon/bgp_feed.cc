@@ -61,7 +61,7 @@ Status Control::start_bgp() {
         for (const auto& [prefix, route] : routes)
             specs.push_back(bgp_spec(route));
         replace_source_routes(Source::kBgp, specs);
-        bgp_saved_.unsaved = true;
+        bgp_saved_.changed();
         if (reconciled_)
             (void)commit();
     };
@@ -72,7 +72,7 @@ Status Control::start_bgp() {
             else
                 withdraw(change.prefix, Source::kBgp);
         }
-        bgp_saved_.unsaved = true;
+        bgp_saved_.changed();
         if (reconciled_)
             (void)commit();
     };

@@ -101,11 +101,18 @@ private:
     void replace_source_routes(Source source, std::span<const RouteSpec> routes);
     void set_source_route(const RouteSpec& spec);
     void withdraw(const Prefix4& prefix, Source source);
-    // A network source's routes as the RIB holds them, written (atomically,
-    // at most every 2 s unless now_or_never) where the next start finds them.
+    // A network source's routes as the RIB holds them, written atomically
+    // where the next start finds them: once they have been quiet for 2 s,
+    // at most every 30 s while they keep changing (each write is the whole
+    // set: a million routes take a second), and at exit (now_or_never).
     struct SavedRoutes {
         bool unsaved = false;   // changed since last written
-        std::chrono::steady_clock::time_point at{};
+        std::chrono::steady_clock::time_point at{};           // last written
+        std::chrono::steady_clock::time_point changed_at{};   // last changed
+        void changed() {
+            unsaved = true;
+            changed_at = std::chrono::steady_clock::now();
+        }
     };
     void save_source_routes(Source source, const std::string& path, SavedRoutes& saved, bool now_or_never = false);
 

@@ -19,7 +19,7 @@ Status Control::start_etcd() {
         for (const auto& [prefix, route] : routes)
             specs.push_back(etcd_route_spec(route, options_.node));
         replace_source_routes(Source::kEtcd, specs);
-        etcd_saved_.unsaved = true;
+        etcd_saved_.changed();
         if (reconciled_)
             (void)commit();
     };
@@ -30,7 +30,7 @@ Status Control::start_etcd() {
             else
                 withdraw(change.prefix, Source::kEtcd);
         }
-        etcd_saved_.unsaved = true;
+        etcd_saved_.changed();
         if (reconciled_)
             (void)commit();
     };

@@ -57,9 +57,10 @@ void Control::withdraw(const Prefix4& prefix, Source source) {
 }
 
 void Control::save_source_routes(Source source, const std::string& path, SavedRoutes& saved, bool now_or_never) {
-    constexpr auto kEvery = std::chrono::seconds(2);
+    constexpr auto kQuiet = std::chrono::seconds(2);
+    constexpr auto kAtMost = std::chrono::seconds(30);
     const auto now = std::chrono::steady_clock::now();
-    if (!saved.unsaved || (!now_or_never && now - saved.at < kEvery))
+    if (!saved.unsaved || (!now_or_never && now - saved.changed_at < kQuiet && now - saved.at < kAtMost))
         return;
     CliState routes;   // the CLI state's file format: routes (and no neighbours)
     rib_.for_each([&](const RibRoute& route, bool) {
