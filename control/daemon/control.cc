@@ -30,7 +30,7 @@ Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
             return Error{Errc::kBusy, "another podfwd-control owns table '" + options.table + "'"};
         return Error{writer.error().code, "table '" + options.table + "': " + writer.error().message +
                                               (writer.error().code == Errc::kIncompatible
-                                                   ? " (--max-routes and --max-nexthops must match the existing table)"
+                                                   ? " (--max-routes, --max-nexthops and --max-groups must match the existing table)"
                                                    : "")};
     }
     const bool recovered = writer->recovered();

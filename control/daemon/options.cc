@@ -37,6 +37,8 @@ po::options_description describe() {
          "route capacity of the table (fixed when the segment is created)")
         ("max-nexthops", po::value<std::int64_t>()->default_value(lpm::Capacity{}.max_nexthops),
          "next-hop capacity of the table (fixed when the segment is created)")
+        ("max-groups", po::value<std::int64_t>()->default_value(lpm::Capacity{}.max_groups),
+         "/24s of the table that hold longer prefixes, 2 KiB each (fixed when the segment is created)")
         ("socket", po::value<std::string>(), "control socket (default /run/podfwd/<table>.sock)")
         ("state-dir", po::value<std::string>()->default_value("/var/lib/podfwd"),
          "where the CLI's routes and neighbours are kept across restarts")
@@ -304,7 +306,8 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
     if (auto s = check_table_name(o.table); !s)
         return s.error();
     for (auto [name, field, max] : {std::tuple{"max-routes", &o.capacity.max_routes, std::int64_t{1} << 24},
-                                    {"max-nexthops", &o.capacity.max_nexthops, std::int64_t{1} << 20}}) {
+                                    {"max-nexthops", &o.capacity.max_nexthops, std::int64_t{1} << 20},
+                                    {"max-groups", &o.capacity.max_groups, std::int64_t{1} << 22}}) {
         const auto v = vm[name].as<std::int64_t>();
         if (v < 1 || v > max)
             return invalid("--" + std::string(name) + " " + std::to_string(v) + " is out of range 1.." +
