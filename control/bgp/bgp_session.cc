@@ -76,7 +76,10 @@ void GobgpSession::start() {
     poller_thread_ = std::thread([this] {
         for (;;) {
             std::unique_lock lock(mu_);
-            cv_.wait_for(lock, fast_polling_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(1000),
+            // Listing peers walks gobgpd's RIB (Adj-RIB-In counts) on its main
+            // loop: seldom, but at once on a session change and often while
+            // stale routes wait on End-of-RIB.
+            cv_.wait_for(lock, fast_polling_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(5000),
                          [this] { return stopping_ || peer_changed_; });
             if (stopping_)
                 return;

@@ -4,8 +4,8 @@
 // AddPeer for peers it lacks, AddPath of our pod CIDRs) and reads the
 // WatchEvent stream (best paths with init, peer states); when the stream
 // ends it restarts gobgpd if it died, with capped backoff. The poller thread
-// lists the peers every second (every 250 ms while stale routes wait on
-// End-of-RIB). Both hand events to the daemon's thread through a queue;
+// lists the peers every 5 s, at once when a session changes state, and
+// every 250 ms while stale routes wait on End-of-RIB. Both hand events to the daemon's thread through a queue;
 // `wake` is called when the queue becomes non-empty.
 #pragma once
 

@@ -59,6 +59,14 @@ apipb::Peer peer_config(const PeerConfig& peer, const BgpOptions& options) {
     if (peer.restart_time > 0) {
         p.mutable_graceful_restart()->set_enabled(true);
         p.mutable_graceful_restart()->set_restart_time(peer.restart_time);
+        // Every gobgpd we start is a restart as its peers see it, and the
+        // dataplane kept forwarding meanwhile: the Restart State and
+        // Forwarding State bits (RFC 4724) let peers keep our routes across
+        // the new session until our End-of-RIB instead of dropping them when
+        // it opens. (A peer with no state of ours ignores them; a peer
+        // restarting too is not waited for.) No deferral: we only advertise
+        // our pod CIDRs, known before any peer speaks.
+        p.mutable_graceful_restart()->set_local_restarting(true);
         family.mutable_mp_graceful_restart()->mutable_config()->set_enabled(true);
     }
     return p;
