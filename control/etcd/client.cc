@@ -132,8 +132,9 @@ std::optional<Kv> decode_kv(std::string_view message) {
     return kv;
 }
 
-// etcdserverpb.RangeResponse {header 1 {revision 3}, kvs 2, more 3, count 4}
-Result<RangeAnswer> decode_range(const HttpResponse& response) {
+// etcdserverpb.RangeResponse {header 1 {revision 3}, kvs 2, more 3, count 4}.
+// `limited`: the request had a limit, so more keys beyond it are expected.
+Result<RangeAnswer> decode_range(const HttpResponse& response, bool limited) {
     if (auto s = grpc_status(response); !s)
         return std::move(s).error();
     const auto message = protowire::grpc_unframe(response.body);
@@ -152,7 +153,7 @@ Result<RangeAnswer> decode_range(const HttpResponse& response) {
             if (!kv)
                 return bad_answer("a malformed KeyValue");
             answer.kvs.push_back(std::move(*kv));
-        } else if (f->number == 3 && f->type == protowire::kVarint && f->value != 0) {
+        } else if (f->number == 3 && f->type == protowire::kVarint && f->value != 0 && !limited) {
             return bad_answer("a partial Range (more: true) without a limit");
         }
     }
@@ -248,12 +249,29 @@ EtcdClient::RequestId EtcdClient::range(const std::string& key, const std::strin
     std::string message;
     protowire::put_bytes(message, 1, key);         // RangeRequest.key
     protowire::put_bytes(message, 2, range_end);   // RangeRequest.range_end
+    return send_range(std::move(message), false, std::move(done));
+}
+
+EtcdClient::RequestId EtcdClient::latest(const std::string& key, const std::string& range_end,
+                                         std::function<void(Result<RangeAnswer>)> done) {
+    std::string message;
+    protowire::put_bytes(message, 1, key);
+    protowire::put_bytes(message, 2, range_end);
+    protowire::put_uint(message, 3, 1);   // limit
+    protowire::put_uint(message, 5, 2);   // sort_order DESCEND
+    protowire::put_uint(message, 6, 3);   // sort_target MOD
+    protowire::put_uint(message, 8, 1);   // keys_only
+    return send_range(std::move(message), true, std::move(done));
+}
+
+EtcdClient::RequestId EtcdClient::send_range(std::string message, bool limited,
+                                             std::function<void(Result<RangeAnswer>)> done) {
     HttpRequest request{endpoint() + "/etcdserverpb.KV/Range", protowire::grpc_frame(message),
                         {"Content-Type: application/grpc", "TE: trailers"}, true, options_.request_timeout};
-    return http_.send(std::move(request), options_.tls, [done = std::move(done)](Result<HttpResponse> response) {
+    return http_.send(std::move(request), options_.tls, [limited, done = std::move(done)](Result<HttpResponse> response) {
         if (!response)
             return done(std::move(response).error());
-        done(decode_range(*response));
+        done(decode_range(*response, limited));
     });
 }
 

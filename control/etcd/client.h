@@ -69,6 +69,11 @@ public:
 
     RequestId range(const std::string& key, const std::string& range_end,
                     std::function<void(Result<RangeAnswer>)> done);
+    // The key of [key, range_end) changed last (its name and mod_revision
+    // only; no kvs when the range is empty): one small answer, whatever the
+    // range holds.
+    RequestId latest(const std::string& key, const std::string& range_end,
+                     std::function<void(Result<RangeAnswer>)> done);
     // Every change in [key, range_end) from start_revision on. on_message per
     // message (a parse failure is an Error message); on_end once.
     RequestId watch(const std::string& key, const std::string& range_end, std::int64_t start_revision,
@@ -83,6 +88,7 @@ public:
     void cancel(RequestId id) { http_.cancel(id); }
 
 private:
+    RequestId send_range(std::string message, bool limited, std::function<void(Result<RangeAnswer>)> done);
     RequestId post(const char* path, std::string body, std::function<void(Result<std::string>)> done);
 
     HttpClient& http_;

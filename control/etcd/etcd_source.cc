@@ -116,6 +116,7 @@ public:
             s.lease = lease_;
         s.syncs = syncs_;
         s.events = events_;
+        s.watch_restarts = watch_restarts_;
         s.last_error = last_error_;
         return s;
     }
@@ -133,6 +134,7 @@ private:
     void connect() {
         reconnect_at_.reset();
         watch_deadline_.reset();
+        stop_watch_check();
         if (request_ != 0)
             http_.cancel(std::exchange(request_, 0));
         if (revision_ == 0 || resync_needed_)
@@ -195,6 +197,7 @@ private:
     }
 
     void on_watch(Result<WatchMessage> message) {
+        ++watch_messages_;
         if (!message) {
             // A message we cannot read would come again from the same
             // revision: read everything instead (etcd's own errors, as when
@@ -228,6 +231,7 @@ private:
             phase_ = Phase::kUp;
             attempts_ = 0;
             last_error_.reset();
+            schedule_watch_check(options_.watch_check);
         }
         // Several events of one message may touch one prefix: its last state wins.
         std::map<Prefix4, std::optional<EtcdRoute>> changed;
@@ -265,6 +269,59 @@ private:
 
 
 
+    // ---- a watch that went silent ----
+    //
+    // A watch stream can stall with its TCP connection alive: etcd (or its
+    // HTTP gateway) stops sending to a watcher that fell far behind, and no
+    // compaction notice or error ever comes (seen under load in CI: the
+    // watch stopped 250 revisions behind, the table stale for good). Every
+    // watch_check of silence, the range's most recently modified key is
+    // read: newer than what the watch delivered, with nothing received
+    // since, twice a second apart, means stalled, and the watch is started
+    // again from where it was (etcd then sends the events, or the
+    // compaction notice that leads to a full read). Deletions leave no key
+    // to see, so a stall during deletes only is found at the next put.
+
+    void schedule_watch_check(milliseconds after) {
+        watch_check_at_ = Clock::now() + after;
+        arm_timer();
+    }
+
+    void stop_watch_check() {
+        watch_check_at_.reset();
+        suspect_since_messages_.reset();
+        if (probe_request_ != 0)
+            client_.cancel(std::exchange(probe_request_, 0));
+    }
+
+    void check_watch() {
+        if (phase_ != Phase::kUp || request_ == 0 || probe_request_ != 0)
+            return;
+        if (std::exchange(messages_at_last_check_, watch_messages_) != watch_messages_ && !suspect_since_messages_)
+            return schedule_watch_check(options_.watch_check);   // not silent
+        const std::uint64_t messages_at_probe = watch_messages_;
+        probe_request_ = client_.latest(layout_->range_begin(), layout_->range_end(),
+                                        [this, messages_at_probe](Result<RangeAnswer> answer) {
+            probe_request_ = 0;
+            const bool silent = watch_messages_ == messages_at_probe;
+            const bool behind = answer && !answer->kvs.empty() && answer->kvs.front().mod_revision > revision_;
+            if (!(silent && behind)) {
+                suspect_since_messages_.reset();
+                return schedule_watch_check(options_.watch_check);
+            }
+            if (!suspect_since_messages_ || *suspect_since_messages_ != watch_messages_) {
+                suspect_since_messages_ = watch_messages_;   // an event may be on its way: look again
+                return schedule_watch_check(milliseconds(1000));
+            }
+            ++watch_restarts_;
+            spdlog::warn("etcd: the watch is silent at revision {} while {} changed at {}: starting it again",
+                         revision_, answer->kvs.front().key, answer->kvs.front().mod_revision);
+            stop_watch_check();
+            http_.cancel(std::exchange(request_, 0));
+            watch_from(revision_ + 1);
+        });
+    }
+
     void report(const std::vector<Rejection>& rejected) {
         for (const Rejection& r : rejected)
             handlers_.rejected(r);
@@ -278,6 +335,7 @@ private:
         last_error_ = error;
         phase_ = Phase::kError;
         watch_deadline_.reset();
+        stop_watch_check();
         if (request_ != 0)
             http_.cancel(std::exchange(request_, 0));
         client_.fail_over();
@@ -449,7 +507,7 @@ private:
 
     void arm_timer() {
         std::optional<Clock::time_point> next;
-        for (const auto& at : {reconnect_at_, renew_at_, lease_retry_at_, watch_deadline_})
+        for (const auto& at : {reconnect_at_, renew_at_, lease_retry_at_, watch_deadline_, watch_check_at_})
             if (at && (!next || *at < *next))
                 next = at;
         itimerspec spec{};
@@ -469,6 +527,10 @@ private:
         }
         if (reconnect_at_ && *reconnect_at_ <= now)
             connect();
+        if (watch_check_at_ && *watch_check_at_ <= now) {
+            watch_check_at_.reset();
+            check_watch();
+        }
         if (renew_at_ && *renew_at_ <= now) {
             renew_at_.reset();
             renew();
@@ -500,6 +562,12 @@ private:
     std::uint64_t events_ = 0;
     std::optional<Clock::time_point> reconnect_at_;
     std::optional<Clock::time_point> watch_deadline_;   // a watch not yet "created"
+    std::uint64_t watch_messages_ = 0;                  // messages received on any watch
+    std::optional<Clock::time_point> watch_check_at_;
+    HttpClient::RequestId probe_request_ = 0;
+    std::optional<std::uint64_t> suspect_since_messages_;   // silent and behind at the last check
+    std::uint64_t messages_at_last_check_ = 0;
+    std::uint64_t watch_restarts_ = 0;
 
     LeaseStatus lease_;
     HttpClient::RequestId lease_request_ = 0;

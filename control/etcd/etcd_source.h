@@ -48,6 +48,9 @@ struct EtcdSourceOptions {
     std::chrono::seconds lease_ttl{24 * 3600};   // flanneld's
     std::chrono::milliseconds backoff_min{200};
     std::chrono::milliseconds backoff_max{10'000};
+    // How often a watch that has been silent is checked against the range's
+    // newest key (a watch stalled by its server is restarted; see README).
+    std::chrono::milliseconds watch_check{5'000};
 };
 
 enum class Phase : std::uint8_t { kSyncing, kUp, kError };
@@ -78,6 +81,7 @@ struct EtcdStatus {
     std::optional<LeaseStatus> lease;
     std::uint64_t syncs = 0;    // full reads applied
     std::uint64_t events = 0;   // watch events applied
+    std::uint64_t watch_restarts = 0;   // watches found stalled and restarted
     std::optional<std::string> last_error;
 };
 

@@ -2,7 +2,8 @@
 """The etcd source's watch under trouble, against a real etcd: a watcher
 left behind a compaction (the daemon SIGSTOPped while etcd churns, then a
 physical compaction), an etcd restart, fail-over between the members of a
-three-member cluster, and a start while etcd is down. Each time the final
+three-member cluster, a watch stream that stalls with its connection up,
+and a start while etcd is down. Each time the final
 table equals what etcd's content states, and the source's `changes` counter
 moved by exactly the route changes made (nothing lost, nothing twice).
 
@@ -14,6 +15,7 @@ import time
 from etcd_lab import (FLANNEL, Checks, EtcdCluster, Node, etcd_args, flannel_config, flannel_expected, flannel_lease,
                       lease_key, wait_until, run_tests)
 from etcd_server import free_ports
+from stall_proxy import StallProxy
 
 check = Checks()
 OWN = "10.244.0.0/24"
@@ -112,6 +114,33 @@ def test_compaction(bins):
         finally:
             if node.control.poll() is None:
                 node.control.send_signal(signal.SIGCONT)
+            node.close()
+
+
+def test_stalled_watch(bins):
+    """The watch's connection stays up and nothing more comes: the source
+    finds it silent while etcd moved on, and starts it again from where it
+    was (no full read: nothing was compacted)."""
+    with EtcdCluster() as etcd, StallProxy(etcd.url()) as proxy:
+        setup(etcd)
+        node = Node(bins, "rss", args=etcd_args(etcd, endpoints=[proxy.url()]))
+        try:
+            settled(node, etcd, "six leases learned through the relay")
+            before = node.etcd()
+            check(proxy.freeze_watches() == 1, "the watch stream stalled at the relay")
+            put_lease(etcd, 7, 27)
+            put_lease(etcd, 1, 31)
+            etcd.delete(lease_key("10.244.3.0/24"))
+            started = time.monotonic()
+            settled(node, etcd, "the stalled watch noticed and started again", seconds=30)
+            after = node.etcd()
+            print(f"     caught up {time.monotonic() - started:.1f} s after the changes")
+            check(after["watch_restarts"] - before["watch_restarts"] == 1, "one watch restart")
+            check(after["syncs"] == before["syncs"], "without a full read")
+            check(after["source"]["changes"] - before["source"]["changes"] == 3, "exactly 3 changes")
+            put_lease(etcd, 8, 28)
+            settled(node, etcd, "the new watch carries on")
+        finally:
             node.close()
 
 
@@ -346,5 +375,5 @@ def test_start_unreachable(bins):
 
 
 if __name__ == "__main__":
-    run_tests(check, test_compaction, test_restart, test_failover, test_quorum_lost, test_daemon_restart,
+    run_tests(check, test_compaction, test_stalled_watch, test_restart, test_failover, test_quorum_lost, test_daemon_restart,
               test_one_revision, test_many, test_first_endpoint_dead, test_restart_unreachable, test_start_unreachable)
