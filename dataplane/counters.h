@@ -18,30 +18,41 @@ enum class Action : std::uint8_t {
     kIpipDecap,    // then forwarded by the inner destination: counted again
     kVxlanDecap,
     kToHost,       // to the node's kernel: a local pod, or addressed to the node
+    // The exception path: a punted packet answered or turned into an error.
+    kArpReply,          // an ARP request for us answered (the packet became the reply)
+    kIcmpTimeExceeded,  // the packet became an ICMP time exceeded (RFC 792) to its source
+    kIcmpFragNeeded,    // the packet became an ICMP fragmentation needed (RFC 1191) with the next-hop MTU
     kCount
 };
 
 enum class Drop : std::uint8_t {
     kShortFrame,
-    kNotIpv4,            // ARP and others: handled by a later issue, counted now
+    kNotForUs,           // uplink unicast to another MAC (a flooded frame): never routed again
+    kNotIpv4,            // neither IPv4 nor ARP
     kBadVersion,
     kBadHeaderLength,    // IHL < 5
     kIpv4Options,        // IHL > 5: not supported on the fast path
     kBadTotalLength,
     kBadChecksum,
-    kTtlExceeded,        // TTL <= 1 on a packet to forward (ICMP comes later)
+    kTtlExceeded,        // TTL <= 1 on a packet to forward, no ICMP error allowed about it
     kNoRoute,
     kBlackhole,          // route to a drop next hop
     kNextHopGone,        // route's next hop deleted under us
-    kUnresolvedNextHop,  // MAC not known yet (ARP comes later)
+    kUnresolvedNextHop,  // MAC not known yet (the hold queue and ARP resolution come later)
     kIpipUnknownSource,  // IPIP from a node that is no route's next hop
     kVxlanBadHeader,     // I flag missing, or UDP length wrong
     kVxlanWrongVni,
     kVxlanUnknownSource, // VXLAN from a node that is no route's next hop
     kTunnelFragment,     // fragments of tunnelled packets are not reassembled
-    kMtuExceeded,        // larger than the uplink MTU (after encapsulation); ICMP comes later
+    kMtuExceeded,        // over the uplink MTU (after encapsulation): DF clear (not fragmented), or no ICMP allowed
     kNoHeadroom,         // no room to prepend the outer headers
     kMultiSegment,       // chained buffers: the fast path wants one contiguous buffer
+    // The exception path. A punted packet is counted once: under the action
+    // it became, or under one of these (or kTtlExceeded / kMtuExceeded when
+    // no ICMP error may be sent about it: an ICMP error, a fragment other
+    // than the first, a broadcast or multicast).
+    kArpIgnored,         // malformed, not a request for us, or not IPv4-over-Ethernet
+    kIcmpRateLimited,    // the lcore's ICMP token bucket was empty
     kCount
 };
 

@@ -3,11 +3,14 @@
 // tests and the fuzzer.
 //
 // A burst goes through three passes, as in DPDK's l3fwd: parse and validate
-// each packet (decapsulating what is addressed to the node), one bulk lookup
-// of all destinations, then rewrite or encapsulate each packet by its next
-// hop's mode. The common case (a plain IPv4 packet to a host-gw next hop) is
-// inline in the passes; every other case and every drop takes a call.
-// Nothing allocates, locks, throws or makes a virtual call.
+// each packet (decapsulating what is addressed to the node; input.cc), one
+// bulk lookup of all destinations, then rewrite or encapsulate each packet
+// by its next hop's mode (output.cc); fastpath.cc runs them in order. The
+// common case (a plain IPv4 packet to a host-gw next hop) is inline in the
+// passes; every other case and every drop takes a call. What the fast path
+// does not handle itself (ARP, TTL expiry, fragmentation needed) leaves it
+// as a punt verdict, the packet untouched. Nothing allocates, locks, throws
+// or makes a virtual call.
 #pragma once
 
 #include <array>
@@ -43,7 +46,39 @@ struct PacketView {
     std::uint32_t headroom;
 };
 
-enum class Verdict : std::uint8_t { kUplink = 0, kHost = 1, kDrop = 2 };
+// What happens to a packet after the burst. The kPunt* verdicts leave the
+// burst loop for the exception path (dataplane/exception.h), which answers,
+// turns the packet into an ICMP error, or drops it; the packet is untouched
+// by the fast path (an inner frame after decapsulation).
+enum class Verdict : std::uint8_t {
+    kUplink = 0,
+    kHost = 1,
+    kDrop = 2,
+    kPuntArp,           // an ARP frame, from either port
+    kPuntTtlExceeded,   // TTL <= 1 on a packet to forward: ICMP time exceeded
+    kPuntFragNeeded,    // over the MTU (after encapsulation) with DF set: ICMP fragmentation needed
+};
+inline constexpr Verdict kFirstPunt = Verdict::kPuntArp;
+inline constexpr bool is_punt(Verdict v) noexcept { return v >= kFirstPunt; }
+
+// Until the exception path takes punts: the caller drops a punted packet
+// and counts it here, under the reason it was dropped for before punts
+// existed (ARP under arp_ignored), so every packet is still counted once.
+inline void count_unhandled_punt(Verdict v, LcoreCounters& counters) noexcept {
+    switch (v) {
+    case Verdict::kPuntArp:
+        counters.count(Drop::kArpIgnored);
+        break;
+    case Verdict::kPuntTtlExceeded:
+        counters.count(Drop::kTtlExceeded);
+        break;
+    case Verdict::kPuntFragNeeded:
+        counters.count(Drop::kMtuExceeded);
+        break;
+    default:
+        break;
+    }
+}
 
 inline constexpr unsigned kMaxBurst = 64;
 
@@ -79,6 +114,10 @@ public:
     Forwarder(const NodeConfig& config, const lpm::TableView& table);
 
     // Processes up to kMaxBurst packets received on `from`; sets verdicts[i].
+    // Every kDrop is counted under its reason, every kUplink and kHost under
+    // its action; punts are not counted (their taker counts them). On the
+    // uplink, unicast frames to another MAC are dropped (not_for_us) and
+    // group-addressed IPv4 goes to the host port, never routed.
     // Bit i of `checksum_verified` set: the NIC found packet i's IPv4 header
     // checksum good, so it is not summed again (other checks still run, and
     // tunnelled inner headers are always summed).
@@ -89,20 +128,29 @@ public:
 
 private:
     enum class Step : std::uint8_t { kLookup, kToHost, kDropped };
-    template <bool kNicChecksums>
-    [[gnu::always_inline]] inline unsigned parse_burst(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n,
-                                                       LcoreCounters& counters, std::uint64_t checksum_verified,
-                                                       Ipv4Addr* dst, std::uint8_t* index) noexcept;
+
+    // Pass 1 (input.cc): every packet checked, decapsulated if tunnelled to
+    // the node, and queued for the lookup (dst_, index_), or given its verdict.
+    // Returns how many were queued.
+    unsigned parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                   std::uint64_t checksum_verified) noexcept;
+    template <bool kUplink, bool kNicChecksums>
+    [[gnu::always_inline]] inline unsigned parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
+                                                       LcoreCounters& counters,
+                                                       std::uint64_t checksum_verified) noexcept;
     // Out of the burst loop: packets for the node, and packets that are not
-    // plain IPv4 (counted drops, or options for the node).
+    // plain IPv4 for us (counted drops, punts, or the kernel's).
     [[gnu::noinline]] Step to_node(PacketView& pkt, LcoreCounters& counters) noexcept;
-    [[gnu::noinline]] Step rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
+    [[gnu::noinline]] Verdict rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept;
     [[gnu::always_inline]] inline bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     [[gnu::always_inline]] inline bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
-    // The decision for one looked-up packet: rewritten and `action` set
-    // (Drop::kCount), or why it is dropped.
-    [[gnu::always_inline]] inline Drop decide(PacketView& pkt, lpm::NextHopId id, const lpm::NextHop* nh,
-                                              Action& action) noexcept;
+
+    // Pass 3 (output.cc): the looked-up packets rewritten by next hop.
+    void rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept;
+    // The decision for one packet with a next hop: rewritten, with `action`
+    // set (kUplink, kHost); `drop` set (kDrop); or punted, untouched.
+    [[gnu::always_inline]] inline Verdict decide(PacketView& pkt, const lpm::NextHop& nh, Action& action,
+                                                 Drop& drop) noexcept;
     // The checks before an encapsulation; Drop::kCount when the packet may go.
     [[gnu::always_inline]] inline Drop encap_check(const PacketView& pkt, const lpm::NextHop& nh,
                                                    std::uint32_t outer_ip_len, std::uint32_t overhead) const noexcept;
@@ -117,12 +165,20 @@ private:
     std::uint16_t outer_ip_id(std::uint16_t df) noexcept { return df != 0 ? 0 : next_ip_id_++; }
 
     NodeConfig config_;
+    std::uint64_t uplink_mac_key_;   // the uplink MAC as frames start (detail::mac_key)
     // Frame bytes 6..13 (source MAC, EtherType IPv4) on the uplink and in
     // VXLAN's inner frames; the host port's MAC and 2 bytes of padding.
     std::uint64_t uplink_src_and_type_;
     std::uint64_t vtep_src_and_type_;
     std::array<std::uint8_t, 8> host_dst_{};
     const lpm::TableView& table_;
+    // The burst between the passes: destinations to look up, their next
+    // hops, and which packet each is. Members rather than arguments: the
+    // passes address them from `this`, which their loops hold anyway (passed
+    // as pointers they cost two registers, and the loops spill).
+    Ipv4Addr dst_[kMaxBurst];
+    lpm::NextHopId ids_[kMaxBurst];
+    std::uint8_t index_[kMaxBurst];
     KnownNodes known_nodes_;
     std::uint16_t next_ip_id_;
 };

@@ -113,6 +113,9 @@ Status Port::start() {
     if (const int rc = rte_eth_dev_start(id_); rc != 0)
         return dpdk_error("port " + std::to_string(id_) + ": start", rc);
     started_ = true;
+    // Both ports start promiscuous: the host port must take frames to any
+    // pod's MAC. The uplink's worker turns it off again where the PMD can
+    // filter by MAC (worker.cc, filter_uplink), as it knows the node MAC.
     if (const int rc = rte_eth_promiscuous_enable(id_); rc != 0)
         spdlog::warn("port {}: cannot enable promiscuous mode: {}", id_, rte_strerror(-rc));
     return ok();

@@ -36,6 +36,31 @@ bool verifies_ip_checksums(std::uint16_t port, std::uint16_t queue) noexcept {
            (info.conf.offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0;
 }
 
+// The uplink receives only frames for the node, its broadcasts and
+// multicasts, where the PMD can filter them: the fast path drops unicast to
+// other MACs anyway (not_for_us), but the NIC doing it costs no CPU. The node
+// MAC may not be the port's own (--node-mac): it is added as a secondary
+// address first, and without that promiscuous mode stays on. Any failure
+// only costs the filter, not correctness.
+void filter_uplink(std::uint16_t port, const proto::MacAddr& node_mac) noexcept {
+    rte_ether_addr own{};
+    rte_ether_addr wanted{};
+    std::copy(node_mac.begin(), node_mac.end(), wanted.addr_bytes);
+    if (rte_eth_macaddr_get(port, &own) != 0 || !rte_is_same_ether_addr(&own, &wanted)) {
+        if (const int rc = rte_eth_dev_mac_addr_add(port, &wanted, 0); rc != 0) {
+            spdlog::debug("port {}: cannot add the node MAC ({}): staying promiscuous", port, rte_strerror(-rc));
+            return;
+        }
+    }
+    if (const int rc = rte_eth_allmulticast_enable(port); rc != 0)
+        spdlog::debug("port {}: cannot enable all-multicast: {}", port, rte_strerror(-rc));
+    if (const int rc = rte_eth_promiscuous_disable(port); rc != 0)
+        spdlog::debug("port {}: cannot leave promiscuous mode ({}): the fast path drops frames not for us",
+                      port, rte_strerror(-rc));
+    else
+        spdlog::info("port {} (uplink): promiscuous mode off", port);
+}
+
 void sleep_us(unsigned us) noexcept {
     timespec ts{0, static_cast<long>(us) * 1000};
     nanosleep(&ts, nullptr);
@@ -132,7 +157,9 @@ private:
         for (unsigned i = 0; i < kept; ++i) {
             rte_mbuf* m = b_.rx[i];
             const Verdict v = b_.verdicts[i];
-            if (v == Verdict::kDrop) [[unlikely]] {
+            if (v >= Verdict::kDrop) [[unlikely]] {   // a drop, or a punt with no exception path yet
+                if (is_punt(v))
+                    count_unhandled_punt(v, counters_);
                 b_.dropped[dropped++] = m;
                 continue;
             }
@@ -188,6 +215,10 @@ int worker_main(void* context) {
         ctx.stop->store(true);   // the others stop too: half a dataplane is worse than none
         return -1;
     }
+    // One lcore configures the port (ethdev control calls are not meant to
+    // run on several threads at once).
+    if (ctx.queue == 0)
+        filter_uplink(ctx.ports[static_cast<unsigned>(PortRole::kUplink)], ctx.config.uplink_mac);
     Loop loop(ctx, *slot);
     loop.run();
     slot->offline();

@@ -364,6 +364,11 @@ int run(int argc, char** argv) {
             if (v.data < buffers[i].data() || v.data + v.len > buffers[i].data() + buffers[i].size())
                 throw RuntimeError{"packet " + std::to_string(first + i + 1) +
                                    ": the fast path left a view outside its buffer"};
+            // No exception path here yet: a punt is a drop, counted as one.
+            if (dp::is_punt(verdicts[i])) {
+                dp::count_unhandled_punt(verdicts[i], counters);
+                verdicts[i] = dp::Verdict::kDrop;
+            }
             ++verdict_counts[static_cast<unsigned>(verdicts[i])];
             if (verdicts[i] == dp::Verdict::kUplink)
                 check(out_uplink.write(in.ts_sec, in.ts_usec, v.data, v.len), "output");

@@ -259,10 +259,13 @@ TEST(Stats, IncompatibleSegmentsAreRefusedClearly) {
     };
     expect_refused([](SyntheticSegment& s) { s.header().version = 2; },
                    "counter segment version 2, this podfwdctl reads 1");
+    const std::string actions = std::to_string(kActionCount);
     expect_refused([](SyntheticSegment& s) { s.header().drops = kDropCount + 1; },
-                   "counts 2 ports, 6 actions, 21 drop reasons; this podfwdctl knows 2, 6, 20");
+                   "counts 2 ports, " + actions + " actions, " + std::to_string(kDropCount + 1) +
+                       " drop reasons; this podfwdctl knows 2, " + actions + ", " + std::to_string(kDropCount));
     expect_refused([](SyntheticSegment& s) { s.header().lcore_count = 3; },
-                   "file of 704 bytes is too short for 3 lcores");
+                   "file of " + std::to_string(sizeof(dp::StatsHeader) + 2 * sizeof(dp::LcoreStats)) +
+                       " bytes is too short for 3 lcores");
     expect_refused([](SyntheticSegment& s) { s.header().entry_size = 100; }, "entry size 100");
     expect_refused([](SyntheticSegment& s) { s.header().magic = 0x1234; }, "not a podfwd counter segment");
 }

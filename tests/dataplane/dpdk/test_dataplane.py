@@ -221,7 +221,8 @@ def test_forwarding(tmp, started, segments):
 
 def test_two_lcores(tmp, started, segments):
     """Two forwarding lcores, one queue pair each: net_null receives on both
-    queues (all-zero frames, dropped as not IPv4), and every lcore counts in
+    queues (all-zero frames on the uplink: unicast to 00:00:00:00:00:00, not
+    the node MAC, so dropped as not_for_us), and every lcore counts in
     its own slot of the counters segment."""
     table = f"podfwd-test-2l-{os.getpid()}"
     segments.append(f"/dev/shm/{table}")
@@ -246,7 +247,7 @@ def test_two_lcores(tmp, started, segments):
         print(out.read())
         raise
     check(stats["lcores"] == 2 and min(stats["lcore_rx"]) > 1000, f"two lcores receive: {stats['lcore_rx']}")
-    check(stats["drop_by_name"]["not_ipv4"] > 0 and stats["tx"] == [0, 0], "zero frames dropped as not IPv4")
+    check(stats["drop_by_name"]["not_for_us"] > 0 and stats["tx"] == [0, 0], "zero frames dropped as not for us")
     rc = stop(proc)
     check(rc == 0, f"two lcores: SIGINT exit 0 (got {rc})")
 

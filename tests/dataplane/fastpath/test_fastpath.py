@@ -252,6 +252,39 @@ class Local(FastPathCase):
         self.assert_counters(r_host, actions={"to_host": 1})
 
 
+    def test_group_addressed_on_uplink_go_to_the_kernel(self):
+        # Broadcast and multicast frames on the uplink are the kernel's
+        # (DHCP, IGMP, mDNS), never routed, even to a pod address; unchanged.
+        bcast_pod = from_uplink(IP(src="10.168.0.1", dst=HOSTGW_POD) / UDP(sport=67, dport=68) / Raw(b"dhcp"),
+                                dst_mac="ff:ff:ff:ff:ff:ff")
+        bcast_node = from_uplink(IP(src="10.168.0.1", dst="255.255.255.255") / UDP(sport=67, dport=68) / Raw(b"b"),
+                                 dst_mac="ff:ff:ff:ff:ff:ff")
+        igmp = from_uplink(IP(src=N3_IP, dst="224.0.0.1", proto=2, ttl=1, options=[IPOption(b"\x94\x04\x00\x00")]) /
+                           Raw(b"\x11\x64\xee\x9b\x00\x00\x00\x00"), dst_mac="01:00:5e:00:00:01")
+        mdns = from_uplink(IP(src=N3_IP, dst="224.0.0.251", ttl=255) / UDP(sport=5353, dport=5353) / Raw(b"m"),
+                           dst_mac="01:00:5e:00:00:fb")
+        bad = from_uplink(IP(src=N3_IP, dst="224.0.0.251", chksum=0xbeef) / UDP() / Raw(b"m"),
+                          dst_mac="01:00:5e:00:00:fb")
+        r = self.forward([bcast_pod, bcast_node, igmp, mdns, bad], port="uplink")
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(r.host, [raw(bcast_pod), raw(bcast_node), raw(igmp), raw(mdns)], "frames unchanged")
+        self.assert_counters(r, actions={"to_host": 4}, drops={"bad_checksum": 1})
+        rows = tshark(r.host_pcap, ["eth.dst", "ip.dst", "ip.ttl", "ip.checksum.status"])
+        self.assertEqual([(x["eth.dst"], x["ip.dst"], x["ip.ttl"]) for x in rows],
+                         [("ff:ff:ff:ff:ff:ff", HOSTGW_POD, "64"), ("ff:ff:ff:ff:ff:ff", "255.255.255.255", "64"),
+                          ("01:00:5e:00:00:01", "224.0.0.1", "1"), ("01:00:5e:00:00:fb", "224.0.0.251", "255")])
+
+    def test_host_port_takes_any_destination_mac(self):
+        # Pods address the gateway MAC they resolved: the host port checks none.
+        pkt = Ether(raw(Ether(src=HOST_MAC, dst="ee:ee:ee:ee:ee:ee") / IP(src=LOCAL_POD, dst=HOSTGW_POD) /
+                        UDP(sport=1, dport=2) / Raw(b"any mac")))
+        r = self.forward([pkt], port="host")
+        self.assertEqual(len(r.uplink), 1)
+        self.assert_eth(r.uplink[0], N3_MAC, UPLINK_MAC)
+        self.assert_ip_forwarded(r.uplink[0][14:], ip_bytes(pkt))
+        self.assert_counters(r, actions={"host_gw": 1})
+
+
 # ---------------------------------------------------------------- drops
 
 def padded(frame, size=60):
@@ -265,8 +298,22 @@ GOOD = from_host(HOSTGW_POD, payload=b"control packet")   # appended to every dr
 DROP_CASES = {
     "short_frame_ethernet": ("short_frame", 1, "host", [Raw(bytes.fromhex("020000000002020000"))]),
     "short_frame_ip": ("short_frame", 1, "host", [Ether(raw(from_host(HOSTGW_POD))[:14 + 19])]),
-    "arp": ("not_ipv4", 1, "host", [Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff") /
-                                      ARP(psrc=LOCAL_POD, pdst="10.244.0.1", hwsrc=HOST_MAC)]),
+    # ARP is punted to the exception path; until it lands, dropped as arp_ignored.
+    "arp": ("arp_ignored", 1, "host", [Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff") /
+                                         ARP(psrc=LOCAL_POD, pdst="10.244.0.1", hwsrc=HOST_MAC)]),
+    "arp_uplink": ("arp_ignored", 2, "uplink",
+                   [Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.168.0.1", pdst=NODE_IP, hwsrc=GW_MAC),
+                    Ether(src=GW_MAC, dst=UPLINK_MAC) / ARP(op=2, psrc="10.168.0.1", pdst=NODE_IP, hwsrc=GW_MAC,
+                                                            hwdst=UPLINK_MAC)]),
+    "not_ipv4": ("not_ipv4", 2, "uplink", [Ether(src=GW_MAC, dst=UPLINK_MAC, type=0x86dd) / Raw(b"\x60" + b"\0" * 60),
+                                           Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff", type=0x88cc) / Raw(b"x" * 46)]),
+    # Unicast to another MAC on the uplink (flooded, or a promiscuous NIC):
+    # never routed, whatever it holds.
+    "not_for_us": ("not_for_us", 4, "uplink",
+                   [from_uplink(IP(src="10.244.1.8", dst=HOSTGW_POD) / UDP() / Raw(b"x"), dst_mac="02:00:00:00:00:77"),
+                    from_uplink(IP(src="10.244.1.8", dst=LOCAL_POD) / UDP() / Raw(b"x"), dst_mac="02:00:00:00:01:02"),
+                    from_uplink(IP(src=N4_IP, dst=NODE_IP, proto=4) / inner_ip(LOCAL_POD), dst_mac=N3_MAC),
+                    Ether(src=GW_MAC, dst="02:00:00:00:00:77") / ARP(psrc="10.168.0.1", pdst=NODE_IP)]),
     "bad_version": ("bad_version", 1, "host", [Ether(src=HOST_MAC, dst=UPLINK_MAC) /
                                                 IP(version=6, dst=HOSTGW_POD) / UDP() / Raw(b"x" * 20)]),
     "ihl_below_5": ("bad_header_length", 1, "host", [Ether(src=HOST_MAC, dst=UPLINK_MAC) /
@@ -287,6 +334,8 @@ DROP_CASES = {
     "ttl_1_vxlan": ("ttl_exceeded", 1, "host", [from_host(VXLAN_POD, ttl=1)]),
     "ttl_1_after_ipip_decap": ("ttl_exceeded", 1, "uplink", [ipip_from(N4_IP, inner_ip(HOSTGW_POD, ttl=1))],
                                {"ipip_decap": 1}),
+    "ttl_1_after_vxlan_decap": ("ttl_exceeded", 1, "uplink", [vxlan_from(N5_IP, inner_ip(IPIP_POD, ttl=1))],
+                                {"vxlan_decap": 1}),
     "no_route": ("no_route", 1, "host", [from_host(NO_ROUTE)]),
     "blackhole": ("blackhole", 1, "host", [from_host(BLACKHOLE)]),
     "unresolved_nexthop": ("unresolved_nexthop", 3, "host",
@@ -302,11 +351,19 @@ DROP_CASES = {
     "vxlan_inner_arp": ("not_ipv4", 1, "uplink",
                         [from_uplink(IP(src=N5_IP, dst=NODE_IP) / UDP(sport=51000, dport=4789, chksum=0) /
                                      VXLAN(vni=1) / Ether(dst=VTEP_MAC, src=N5_VTEP) / ARP(pdst=LOCAL_POD))]),
+    # Over the MTU with DF: punted (ICMP fragmentation needed, later), counted
+    # mtu_exceeded until then; without DF: dropped, we do not fragment.
     "mtu_ipip_1500_inner": ("mtu_exceeded", 1, "host",
                             [from_host(IPIP_POD, payload=b"m" * (1500 - 28))]),
     "mtu_vxlan_1451_inner": ("mtu_exceeded", 1, "host",
                              [from_host(VXLAN_POD, payload=b"m" * (1451 - 28))]),
     "mtu_host_gw": ("mtu_exceeded", 1, "host", [from_host(HOSTGW_POD, payload=b"m" * (2000 - 28))]),
+    "mtu_no_df": ("mtu_exceeded", 3, "host", [from_host(IPIP_POD, df=False, payload=b"m" * (1500 - 28)),
+                                              from_host(VXLAN_POD, df=False, payload=b"m" * (1451 - 28)),
+                                              from_host(HOSTGW_POD, df=False, payload=b"m" * (2000 - 28))]),
+    "mtu_after_ipip_decap": ("mtu_exceeded", 1, "uplink",
+                             [ipip_from(N4_IP, IP(src="10.244.2.7", dst=VXLAN_POD, flags="DF") / UDP() /
+                                        Raw(b"m" * (1480 - 28)))], {"ipip_decap": 1}),
     # VXLAN, like IPIP, only from nodes we route to: anyone could inject otherwise.
     "vxlan_unknown_source": ("vxlan_unknown_source", 1, "uplink", [vxlan_from("192.0.2.99", inner_ip(LOCAL_POD))]),
 }

@@ -1,8 +1,9 @@
 // libFuzzer target for the fast path: any bytes, received on either port,
 // against a table holding every forwarding mode. Beyond the sanitizers'
 // checks, it asserts what must hold for every packet the fast path lets
-// through: the view stays inside its buffer and keeps room for an Ethernet
-// and an IPv4 header, and every drop was counted.
+// through or punts: the view stays inside its buffer and keeps room for an
+// Ethernet and an IPv4 header (an Ethernet header for ARP), and every drop
+// was counted exactly once (punts as the fallback counts them).
 #include <unistd.h>
 
 #include <array>
@@ -112,10 +113,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             ++dropped;
             continue;
         }
+        // A punted packet goes on to the exception path: its view must hold
+        // as well, with an Ethernet header (ARP) or Ethernet and IPv4.
+        const std::uint32_t min_len = verdicts[i] == dp::Verdict::kPuntArp ? 14 : 34;
         const std::uint8_t* begin = buffers[i].data();
         if (pkts[i].data < begin || pkts[i].data + pkts[i].len > begin + kBufferSize ||
-            pkts[i].data - begin != static_cast<std::ptrdiff_t>(pkts[i].headroom) || pkts[i].len < 34)
+            pkts[i].data - begin != static_cast<std::ptrdiff_t>(pkts[i].headroom) || pkts[i].len < min_len)
             std::abort();
+        if (dp::is_punt(verdicts[i])) {   // dropped until the exception path takes punts
+            dp::count_unhandled_punt(verdicts[i], counters);
+            ++dropped;
+        }
     }
     if (drops_counted(counters) != dropped)
         std::abort();   // a drop not counted, or counted twice

@@ -26,6 +26,11 @@ def seeds():
     yield "to_node", UPLINK, eth / IP(src="10.168.0.3", dst=NODE) / TCP(dport=22)
     yield "arp", UPLINK, Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=NODE)
     yield "options", HOST, eth / IP(src="10.244.0.7", dst="10.244.1.5", options=b"\x01\x01\x01\x01") / TCP()
+    # Punts and the uplink's MAC check.
+    yield "ttl_1", HOST, eth / IP(src="10.244.0.7", dst="10.244.1.5", ttl=1) / TCP()
+    yield "frag_needed", HOST, eth / IP(src="10.244.0.7", dst="10.244.2.9", flags="DF") / UDP() / (b"m" * 1480)
+    yield "not_for_us", UPLINK, Ether(src="02:00:00:00:00:09", dst="02:00:00:00:00:77") / pod
+    yield "broadcast", UPLINK, Ether(src="02:00:00:00:00:09", dst="ff:ff:ff:ff:ff:ff") / pod
 
 
 def main(out_dir):

@@ -1,0 +1,285 @@
+// Pass 1 of the burst: parse and validate (RFC 1812 checks), keep only
+// frames for us, decapsulate what is tunnelled to the node; and the table of
+// nodes allowed to tunnel to us.
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "dataplane/fastpath.h"
+#include "dataplane/fastpath_inline.h"
+#include "dataplane/proto/ipv4.h"
+#include "dataplane/proto/udp.h"
+#include "dataplane/proto/vxlan.h"
+
+namespace podfwd::dp {
+
+using namespace proto;
+using namespace detail;
+
+namespace {
+
+// RFC 1812-style checks of the IPv4 header after the Ethernet header;
+// Drop::kCount when it is fit to forward. Options are not supported.
+Drop check_ipv4(const PacketView& p) noexcept {
+    if (p.len < kEthIp)
+        return Drop::kShortFrame;
+    const Ipv4Hdr& ip = ip_of(p);
+    if (ip.version() != 4)
+        return Drop::kBadVersion;
+    if (ip.header_length() < Ipv4Hdr::kSize)
+        return Drop::kBadHeaderLength;
+    if (ip.header_length() > Ipv4Hdr::kSize)
+        return Drop::kIpv4Options;
+    if (ip.length() < Ipv4Hdr::kSize || ip.length() > p.len - EtherHdr::kSize)
+        return Drop::kBadTotalLength;
+    if (!ipv4_header_checksum_ok(&ip))
+        return Drop::kBadChecksum;
+    return Drop::kCount;
+}
+
+// The common case in one pass, branch-light: an IPv4 frame (EtherType
+// 0x0800) whose header has no options (first byte 0x45), a total length
+// that fits the frame, a good checksum (unless the NIC verified it) and,
+// where `mac_mask` is not zero, our destination MAC (`mac_key`). Anything
+// else goes through rejected() or check_ipv4() for its exact verdict.
+[[gnu::always_inline]] inline bool plain_ipv4(const PacketView& p, bool checksum_verified = false,
+                                              std::uint64_t mac_mask = 0, std::uint64_t mac_key = 0) noexcept {
+    if (p.len < kEthIp)
+        return false;
+    if (((frame_head(p) ^ mac_key) & mac_mask) != 0)   // folded away where mac_mask is 0
+        return false;
+    // Frame bytes 12..14 are 08 00 45 (byte 15, the TOS, is free), read as
+    // one native word.
+    constexpr bool kLittle = std::endian::native == std::endian::little;
+    constexpr std::uint32_t kMask = kLittle ? 0x00ffffffu : 0xffffff00u;
+    constexpr std::uint32_t kWant = kLittle ? 0x00450008u : 0x08004500u;
+    std::uint32_t type_and_version;
+    std::memcpy(&type_and_version, p.data + 12, 4);
+    const std::uint16_t total = load_be16(p.data + EtherHdr::kSize + 2);
+    const bool shape = (type_and_version & kMask) == kWant;
+    const bool length = total >= Ipv4Hdr::kSize && total <= p.len - EtherHdr::kSize;
+    return shape & length & (checksum_verified || ipv4_header_checksum_ok(p.data + EtherHdr::kSize));
+}
+
+// The same test for an IPv4 header at `ip` with `room` bytes from it to
+// the end of the frame (at least 20), when the EtherType is known.
+[[gnu::always_inline]] inline bool plain_ipv4_header(const std::uint8_t* ip, std::uint32_t room) noexcept {
+    const std::uint16_t total = load_be16(ip + 2);
+    return (ip[0] == 0x45) & (total >= Ipv4Hdr::kSize) & (total <= room) & ipv4_header_checksum_ok(ip);
+}
+
+// Drop::kCount when the frame is IPv4 fit to forward, else why not: the
+// common case in one branch-light test, the exact reason only on failure.
+// For inner frames, whose MACs are the tunnel's business.
+[[gnu::always_inline]] inline Drop classify_ipv4(const PacketView& p) noexcept {
+    if (plain_ipv4(p)) [[likely]]
+        return Drop::kCount;
+    if (p.len < EtherHdr::kSize)
+        return Drop::kShortFrame;
+    if (eth_of(p).ether_type() != kEtherTypeIpv4)
+        return Drop::kNotIpv4;
+    return check_ipv4(p);
+}
+
+// Removes `bytes` after the Ethernet header, keeping the Ethernet header.
+void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
+    std::memmove(p.data + bytes, p.data, EtherHdr::kSize);
+    p.data += bytes;
+    p.len -= bytes;
+    p.headroom += bytes;
+}
+
+}  // namespace
+
+// ---- the pass ----
+
+// The common packet (plain IPv4 for us, not addressed to the node) is
+// checked inline and queued for the lookup; anything else takes a call.
+// Compiled per port role (the uplink checks destination MACs and
+// decapsulates) and with and without the NIC's checksum verdicts, so the
+// usual case pays for neither test it does not need.
+template <bool kUplink, bool kNicChecksums>
+unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                                std::uint64_t checksum_verified) noexcept {
+    constexpr PortRole kFrom = kUplink ? PortRole::kUplink : PortRole::kHost;
+    unsigned lookups = 0;
+    const Ipv4Addr node_ip = config_.node_ip;
+    const std::uint64_t mac_key = uplink_mac_key_;
+    for (unsigned i = 0; i < n; ++i) {
+        PacketView& p = pkts[i];
+        if (plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1), kUplink ? kMacMask : 0, mac_key))
+            [[likely]] {
+            p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
+            const Ipv4Addr d = ip_of(p).destination();
+            if (!kUplink || d != node_ip) [[likely]] {
+                dst_[lookups] = d;
+                index_[lookups++] = static_cast<std::uint8_t>(i);
+                continue;
+            }
+            const Step step = to_node(p, counters);
+            if (step == Step::kLookup) {   // decapsulated: forwarded by the inner destination
+                dst_[lookups] = ip_of(p).destination();
+                index_[lookups++] = static_cast<std::uint8_t>(i);
+                continue;
+            }
+            verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
+        } else {
+            verdicts[i] = rejected(kFrom, p, counters);
+        }
+    }
+    return lookups;
+}
+
+unsigned Forwarder::parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                          std::uint64_t checksum_verified) noexcept {
+    if (from == PortRole::kUplink)
+        return checksum_verified == 0 ? parse_burst<true, false>(pkts, verdicts, n, counters, 0)
+                                      : parse_burst<true, true>(pkts, verdicts, n, counters, checksum_verified);
+    return checksum_verified == 0 ? parse_burst<false, false>(pkts, verdicts, n, counters, 0)
+                                  : parse_burst<false, true>(pkts, verdicts, n, counters, checksum_verified);
+}
+
+// A plain IPv4 packet from the uplink addressed to the node: decapsulated
+// when tunnelled to us, else the kernel's.
+Forwarder::Step Forwarder::to_node(PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Ipv4Hdr& ip = ip_of(pkt);
+    if (ip.protocol == kProtoIpip)
+        return decap_ipip(pkt, counters) ? Step::kLookup : Step::kDropped;
+    if (ip.protocol == kProtoUdp && pkt.len >= kEthIp + UdpHdr::kSize &&
+        reinterpret_cast<const UdpHdr*>(pkt.data + kEthIp)->destination() == config_.vxlan_port)
+        return decap_vxlan(pkt, counters) ? Step::kLookup : Step::kDropped;
+    // The node's own services: the kernel answers.
+    counters.count(Action::kToHost);
+    return Step::kToHost;
+}
+
+// A frame that is not plain IPv4 for us. On the uplink a unicast frame to
+// another MAC (flooded by a switch, or a promiscuous port) is never routed:
+// routing it would send a second copy of someone else's packet. ARP is the
+// exception path's. Group-addressed IPv4 on the uplink (IGMP, DHCP, mDNS)
+// and IP options addressed to the node (IGMP's Router Alert) are the
+// kernel's business, not the fast path's. Anything else: dropped for its
+// exact reason.
+Verdict Forwarder::rejected(PortRole from, PacketView& pkt, LcoreCounters& counters) noexcept {
+    if (pkt.len < EtherHdr::kSize) {
+        counters.count(Drop::kShortFrame);
+        return Verdict::kDrop;
+    }
+    const bool uplink = from == PortRole::kUplink;
+    const bool group = group_addressed(pkt);
+    if (uplink && !group && ((frame_head(pkt) ^ uplink_mac_key_) & kMacMask) != 0) {
+        counters.count(Drop::kNotForUs);
+        return Verdict::kDrop;
+    }
+    const std::uint16_t type = eth_of(pkt).ether_type();
+    if (type == kEtherTypeArp)
+        return Verdict::kPuntArp;
+    const Drop d = type != kEtherTypeIpv4 ? Drop::kNotIpv4 : check_ipv4(pkt);
+    const bool kernels = uplink && (d == Drop::kCount || d == Drop::kIpv4Options) &&
+                         (group || ip_of(pkt).destination() == config_.node_ip);
+    if (kernels) {
+        counters.count(Action::kToHost);
+        return Verdict::kHost;
+    }
+    // d is a reason here: plain_ipv4() and check_ipv4() agree on unicast
+    // frames for us, and group ones went to the kernel. Checked all the same,
+    // as kCount would count past the array.
+    counters.count(d == Drop::kCount ? Drop::kBadChecksum : d);
+    return Verdict::kDrop;
+}
+
+// ---- decapsulation ----
+
+bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Ipv4Hdr& outer = ip_of(pkt);
+    if (outer.is_fragment()) {
+        counters.count(Drop::kTunnelFragment);
+        return false;
+    }
+    // Without this, anyone could inject packets into the pod network.
+    if (!known_nodes_.contains(outer.source())) {
+        counters.count(Drop::kIpipUnknownSource);
+        return false;
+    }
+    // The inner header is checked where it lies, before the Ethernet header
+    // moves over the outer one: read right after the move, its first bytes
+    // would wait for the moved ones (a store-forwarding stall).
+    const std::uint32_t room = pkt.len - kEthIp;
+    const bool inner_plain = room >= Ipv4Hdr::kSize && plain_ipv4_header(pkt.data + kEthIp, room);
+    strip_after_ethernet(pkt, Ipv4Hdr::kSize);
+    if (!inner_plain) [[unlikely]] {
+        if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {   // the exact reason
+            counters.count(d);
+            return false;
+        }
+    }
+    pkt.len = EtherHdr::kSize + ip_of(pkt).length();
+    counters.count(Action::kIpipDecap);
+    return true;
+}
+
+bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
+    const Ipv4Hdr& outer = ip_of(pkt);
+    if (outer.is_fragment()) {
+        counters.count(Drop::kTunnelFragment);
+        return false;
+    }
+    if (pkt.len < kVxlanOverhead + kEthIp) {
+        counters.count(Drop::kShortFrame);
+        return false;
+    }
+    const auto& udp = *reinterpret_cast<const UdpHdr*>(pkt.data + kEthIp);
+    const auto& vxlan = *reinterpret_cast<const VxlanHdr*>(pkt.data + kEthIp + UdpHdr::kSize);
+    if (udp.total_length() != outer.length() - Ipv4Hdr::kSize || !(vxlan.flags & kVxlanFlagVni)) {
+        counters.count(Drop::kVxlanBadHeader);
+        return false;
+    }
+    if (vxlan.vni() != config_.vni) {
+        counters.count(Drop::kVxlanWrongVni);
+        return false;
+    }
+    // As for IPIP: only nodes we route to may put frames into the pod network.
+    if (!known_nodes_.contains(outer.source())) {
+        counters.count(Drop::kVxlanUnknownSource);
+        return false;
+    }
+    pkt.data += kVxlanOverhead;
+    pkt.len -= kVxlanOverhead;
+    pkt.headroom += kVxlanOverhead;
+    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {
+        counters.count(d);
+        return false;
+    }
+    pkt.len = EtherHdr::kSize + ip_of(pkt).length();
+    counters.count(Action::kVxlanDecap);
+    return true;
+}
+
+// ---- KnownNodes ----
+
+void KnownNodes::reserve(std::uint32_t max_nodes) {
+    std::uint32_t size = 16;
+    while (size < 2 * std::uint64_t{max_nodes})
+        size *= 2;
+    slots_.assign(size, 0);
+    mask_ = size - 1;
+}
+
+// Runs on the forwarding lcore when next hops change (rarely): a scan of the
+// next-hop ids into the preallocated table, no allocation.
+void KnownNodes::rebuild(const lpm::TableView& table) {
+    generation_ = table.nexthop_generation();
+    std::fill(slots_.begin(), slots_.end(), 0);
+    const std::uint32_t max = table.capacity().max_nexthops;
+    for (lpm::NextHopId id = 1; id <= max; ++id) {
+        const lpm::NextHop* nh = table.nexthop(id);
+        if (nh == nullptr || nh->node_ip == 0)
+            continue;
+        std::uint32_t i = mix(nh->node_ip) & mask_;
+        while (slots_[i] != 0 && slots_[i] != nh->node_ip)
+            i = (i + 1) & mask_;
+        slots_[i] = nh->node_ip;
+    }
+}
+
+}  // namespace podfwd::dp
