@@ -27,8 +27,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "etcd"))
+from etcd_lab import wait_until  # noqa: E402
 
 BIRD = shutil.which("bird") or "/usr/sbin/bird"
 BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"
@@ -44,18 +48,6 @@ def _die_with_parent():
 def _stop_all():
     for bird in list(_running):
         bird.stop()
-
-
-def _wait_until(condition, seconds, what, interval=0.05):
-    deadline = time.monotonic() + seconds
-    value = None
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {seconds} s waiting for {what} (last: {value!r})")
-        time.sleep(interval)
 
 
 class Neighbor:
@@ -173,7 +165,7 @@ class Bird:
                 return "Daemon is up and running" in self.birdc("show status", timeout=2)
             except (RuntimeError, subprocess.TimeoutExpired):
                 return False
-        _wait_until(ready, 20, f"bird {self.name} to answer on {self.sock}")
+        wait_until(ready, 20, f"bird {self.name} to answer on {self.sock}")
         return self
 
     def stop(self):
@@ -246,7 +238,7 @@ class Bird:
         out = self.birdc("configure")   # the file given with -c
         if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
             raise RuntimeError(f"bird {self.name}: configure: {out}")
-        _wait_until(lambda: "Reconfiguration in progress" not in self.birdc("show status"), 10,
+        wait_until(lambda: "Reconfiguration in progress" not in self.birdc("show status"), 10,
                     f"bird {self.name} to finish reconfiguring")
         return out
 
