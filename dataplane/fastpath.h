@@ -61,25 +61,6 @@ enum class Verdict : std::uint8_t {
 inline constexpr Verdict kFirstPunt = Verdict::kPuntArp;
 inline constexpr bool is_punt(Verdict v) noexcept { return v >= kFirstPunt; }
 
-// Until the exception path takes punts: the caller drops a punted packet
-// and counts it here, under the reason it was dropped for before punts
-// existed (ARP under arp_ignored), so every packet is still counted once.
-inline void count_unhandled_punt(Verdict v, LcoreCounters& counters) noexcept {
-    switch (v) {
-    case Verdict::kPuntArp:
-        counters.count(Drop::kArpIgnored);
-        break;
-    case Verdict::kPuntTtlExceeded:
-        counters.count(Drop::kTtlExceeded);
-        break;
-    case Verdict::kPuntFragNeeded:
-        counters.count(Drop::kMtuExceeded);
-        break;
-    default:
-        break;
-    }
-}
-
 inline constexpr unsigned kMaxBurst = 64;
 
 // The node IPs that may send us IPIP: every next hop's node. Rebuilt when

@@ -191,7 +191,8 @@ int run(const Options& options) {
         s.lcore_id = lcores[i];
         s.queue = i;
         contexts[i] = WorkerContext{&*table, *config, {options.uplink_port, options.host_port},
-                                    static_cast<std::uint16_t>(i), options.burst, &s, &g_stop, &failed};
+                                    static_cast<std::uint16_t>(i), options.burst, options.icmp_rate,
+                                    options.icmp_burst, &s, &g_stop, &failed};
     }
     spdlog::info("forwarding on {} lcore(s): node {} mac {} (uplink port {}, host port {} to {})", lcores.size(),
                  format_ipv4(config->node_ip), format_mac(config->uplink_mac), options.uplink_port,

@@ -35,9 +35,17 @@ po::options_description describe() {
         ("table", po::value<std::string>()->default_value("podfwd"), "route table segment name (/dev/shm/NAME)")
         ("uplink-port", po::value<std::int64_t>()->default_value(0), "DPDK port id of the uplink")
         ("host-port", po::value<std::int64_t>()->default_value(1), "DPDK port id of the host (exception) port")
-        ("burst", po::value<std::int64_t>()->default_value(32), "RX burst size (1..64)");
+        ("burst", po::value<std::int64_t>()->default_value(32), "RX burst size (1..64)")
+        ("icmp-rate", po::value<std::int64_t>()->default_value(ExceptionPath::kDefaultIcmpRate),
+         "ICMP errors per second per lcore (0..1000000; 0: only the first burst, ever)")
+        ("icmp-burst", po::value<std::int64_t>()->default_value(ExceptionPath::kDefaultIcmpBurst),
+         "ICMP errors per lcore sent at once before the rate applies (0..1000000; 0: none)");
     return d;
 }
+
+// A million errors a second is already more than any lcore can build; the
+// bound keeps the token bucket's arithmetic far from overflow.
+constexpr std::int64_t kMaxIcmp = 1'000'000;
 
 Error invalid(const std::string& message) { return Error{Errc::kInvalidArgument, message}; }
 
@@ -88,7 +96,9 @@ Result<Options> from_map(const po::variables_map& vm) {
     auto uplink = ranged(vm, "uplink-port", 0, RTE_MAX_ETHPORTS - 1);
     auto host = ranged(vm, "host-port", 0, RTE_MAX_ETHPORTS - 1);
     auto burst = ranged(vm, "burst", 1, kMaxBurst);
-    for (const auto* r : {&mtu, &vxlan_port, &vni, &uplink, &host, &burst})
+    auto icmp_rate = ranged(vm, "icmp-rate", 0, kMaxIcmp);
+    auto icmp_burst = ranged(vm, "icmp-burst", 0, kMaxIcmp);
+    for (const auto* r : {&mtu, &vxlan_port, &vni, &uplink, &host, &burst, &icmp_rate, &icmp_burst})
         if (!*r)
             return r->error();
     o.mtu = static_cast<std::uint16_t>(*mtu);
@@ -97,6 +107,8 @@ Result<Options> from_map(const po::variables_map& vm) {
     o.uplink_port = static_cast<std::uint16_t>(*uplink);
     o.host_port = static_cast<std::uint16_t>(*host);
     o.burst = static_cast<unsigned>(*burst);
+    o.icmp_rate = static_cast<std::uint32_t>(*icmp_rate);
+    o.icmp_burst = static_cast<std::uint32_t>(*icmp_burst);
     if (o.uplink_port == o.host_port)
         return invalid("--uplink-port and --host-port are both " + std::to_string(o.uplink_port));
 

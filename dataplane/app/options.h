@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "dataplane/exception.h"
 #include "dataplane/fastpath.h"
 
 namespace podfwd::dp::app {
@@ -26,6 +27,8 @@ struct Options {
     std::uint16_t uplink_port = 0;
     std::uint16_t host_port = 1;
     unsigned burst = 32;
+    std::uint32_t icmp_rate = ExceptionPath::kDefaultIcmpRate;     // per lcore
+    std::uint32_t icmp_burst = ExceptionPath::kDefaultIcmpBurst;   // per lcore
 };
 
 struct ParsedArgs {

@@ -1,5 +1,6 @@
 #include "dataplane/app/worker.h"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <spdlog/spdlog.h>
@@ -7,6 +8,8 @@
 
 #include <algorithm>
 #include <random>
+
+#include "dataplane/exception.h"
 
 namespace podfwd::dp::app {
 
@@ -75,13 +78,26 @@ struct Burst {
     rte_mbuf* tx[kPortRoles][2 * kMaxBurst];
     unsigned tx_count[kPortRoles];
     rte_mbuf* dropped[kMaxBurst];
+    // Punts, rare: which packets of the burst; the ICMP errors to route
+    // (mbufs, views, verdicts of their one pass through the forwarder).
+    std::uint8_t punted[kMaxBurst];
+    rte_mbuf* routed[kMaxBurst];
+    PacketView routed_views[kMaxBurst];
+    Verdict routed_verdicts[kMaxBurst];
 };
+
+// TSC cycles to nanoseconds without overflow (cycles * 10^9 would wrap
+// after a few seconds of uptime): whole seconds and the remainder apart.
+std::uint64_t tsc_to_ns(std::uint64_t cycles, std::uint64_t hz) noexcept {
+    return cycles / hz * 1'000'000'000 + cycles % hz * 1'000'000'000 / hz;
+}
 
 class Loop {
 public:
     Loop(const WorkerContext& ctx, lpm::ReaderSlot& slot)
-        : ctx_(ctx), slot_(slot), forwarder_(with_random_ip_id(ctx.config), *ctx.table), stats_(*ctx.stats),
-          counters_(ctx.stats->counters) {
+        : ctx_(ctx), slot_(slot), forwarder_(with_random_ip_id(ctx.config), *ctx.table),
+          exception_(with_random_ip_id(ctx.config), *ctx.table, ctx.icmp_rate, ctx.icmp_burst),
+          stats_(*ctx.stats), counters_(ctx.stats->counters), tsc_hz_(std::max<std::uint64_t>(rte_get_tsc_hz(), 1)) {
         for (unsigned r = 0; r < kPortRoles; ++r)
             checksum_offload_[r] = verifies_ip_checksums(ctx.ports[r], ctx.queue);
     }
@@ -154,13 +170,17 @@ private:
         unsigned to_host = b_.tx_count[static_cast<unsigned>(PortRole::kHost)];
         rte_mbuf** const uplink_tx = b_.tx[static_cast<unsigned>(PortRole::kUplink)];
         rte_mbuf** const host_tx = b_.tx[static_cast<unsigned>(PortRole::kHost)];
+        unsigned punted = 0;
         for (unsigned i = 0; i < kept; ++i) {
             rte_mbuf* m = b_.rx[i];
             const Verdict v = b_.verdicts[i];
-            if (v >= Verdict::kDrop) [[unlikely]] {   // a drop, or a punt with no exception path yet
+            if (v >= Verdict::kDrop) [[unlikely]] {
+                // Punts wait for the end of the burst: the branch is the
+                // drops' anyway, so forwarded packets pay nothing for them.
                 if (is_punt(v))
-                    count_unhandled_punt(v, counters_);
-                b_.dropped[dropped++] = m;
+                    b_.punted[punted++] = static_cast<std::uint8_t>(i);
+                else
+                    b_.dropped[dropped++] = m;
                 continue;
             }
             // Encapsulation moved the start of the frame into the headroom
@@ -176,9 +196,76 @@ private:
         }
         b_.tx_count[static_cast<unsigned>(PortRole::kUplink)] = to_uplink;
         b_.tx_count[static_cast<unsigned>(PortRole::kHost)] = to_host;
+        if (punted != 0) [[unlikely]]
+            dropped = handle_punts(role, punted, dropped);
         if (dropped != 0)
             rte_pktmbuf_free_bulk(b_.dropped, dropped);
         return n;
+    }
+
+    // The burst's punted packets through the exception path, out of the
+    // burst loop (ARP, TTL expiry, DF over the MTU are rare). Each result is
+    // queued for TX or appended to b_.dropped from `dropped` on; returns the
+    // new drop count. ICMP errors to remote sources are routed by one more
+    // pass of the forwarder, as if the kernel had sent them.
+    [[gnu::noinline]] unsigned handle_punts(PortRole role, unsigned punted, unsigned dropped) noexcept {
+        // One clock read per burst: the rate limit needs no finer grain.
+        const std::uint64_t now_ns = tsc_to_ns(rte_get_tsc_cycles(), tsc_hz_);
+        unsigned routed = 0;
+        for (unsigned k = 0; k < punted; ++k) {
+            const unsigned i = b_.punted[k];
+            rte_mbuf* m = b_.rx[i];
+            PacketView& p = b_.views[i];
+            switch (exception_.handle(role, b_.verdicts[i], p, now_ns, counters_)) {
+            case ExceptionResult::kToUplink:
+                send(PortRole::kUplink, m, p);
+                break;
+            case ExceptionResult::kToHost:
+                send(PortRole::kHost, m, p);
+                break;
+            case ExceptionResult::kDrop:
+                b_.dropped[dropped++] = m;
+                break;
+            case ExceptionResult::kRoute:
+                b_.routed[routed] = m;
+                b_.routed_views[routed++] = p;
+                break;
+            }
+        }
+        if (routed == 0)
+            return dropped;
+        forwarder_.process(PortRole::kHost, b_.routed_views, b_.routed_verdicts, routed, counters_);
+        for (unsigned i = 0; i < routed; ++i) {
+            rte_mbuf* m = b_.routed[i];
+            PacketView& p = b_.routed_views[i];
+            Verdict v = b_.routed_verdicts[i];
+            // A second punt ends here: the exception path counts it and,
+            // the routed packets being ICMP errors, never answers it with
+            // another error (RFC 1812 4.3.2.7), so it returns kDrop. The
+            // error is small (at most 96 bytes of IP), TTL 64 and DF clear,
+            // so no punt is expected at all; whatever it returns, nothing
+            // goes round again.
+            if (is_punt(v)) [[unlikely]] {
+                const ExceptionResult again = exception_.handle(PortRole::kHost, v, p, now_ns, counters_);
+                v = again == ExceptionResult::kToUplink ? Verdict::kUplink
+                    : again == ExceptionResult::kToHost ? Verdict::kHost
+                                                         : Verdict::kDrop;
+            }
+            if (v == Verdict::kDrop)
+                b_.dropped[dropped++] = m;
+            else
+                send(v == Verdict::kUplink ? PortRole::kUplink : PortRole::kHost, m, p);
+        }
+        return dropped;
+    }
+
+    // Queues `m` for TX on `to` with the view's bounds.
+    void send(PortRole to, rte_mbuf* m, const PacketView& p) noexcept {
+        m->data_off = static_cast<std::uint16_t>(p.headroom);
+        m->data_len = static_cast<std::uint16_t>(p.len);
+        m->pkt_len = p.len;
+        const auto t = static_cast<unsigned>(to);
+        b_.tx[t][b_.tx_count[t]++] = m;
     }
 
     void transmit(PortRole role) noexcept {
@@ -198,8 +285,10 @@ private:
     const WorkerContext& ctx_;
     lpm::ReaderSlot& slot_;
     Forwarder forwarder_;
+    ExceptionPath exception_;
     LcoreStats& stats_;
     LcoreCounters& counters_;
+    std::uint64_t tsc_hz_;
     Burst b_{};
     std::array<bool, kPortRoles> checksum_offload_{};
 };

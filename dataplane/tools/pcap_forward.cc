@@ -1,7 +1,11 @@
-// podfwd-pcap-forward: the fast path (podfwd::dp::Forwarder) over the packets
-// of a pcap file, without DPDK. Builds a route table from a JSON config in a
-// private shared-memory segment, feeds the packets in bursts from one port,
-// and writes what the fast path sends to each port into a pcap of its own.
+// podfwd-pcap-forward: the fast path (podfwd::dp::Forwarder) and its
+// exception path (podfwd::dp::ExceptionPath) over the packets of a pcap file,
+// without DPDK. Builds a route table from a JSON config in a private
+// shared-memory segment, feeds the packets in bursts from one port, and
+// writes what is sent to each port into a pcap of its own, as the poll loop
+// does it (app/worker.cc): punts answered after their burst, ICMP errors to
+// remote sources routed by one more pass from the host port. The ICMP rate
+// limit's clock is the pcap's timestamps, so runs are reproducible.
 //
 //   podfwd-pcap-forward --config cfg.json --in in.pcap --from uplink|host
 //       --out-uplink up.pcap --out-host host.pcap [--counters counters.json] [--burst N]
@@ -25,6 +29,7 @@
 #include "common/ipv4.h"
 #include "common/result.h"
 #include "dataplane/counters.h"
+#include "dataplane/exception.h"
 #include "dataplane/fastpath.h"
 #include "dataplane/tools/pcap_file.h"
 #include "lpm/reader.h"
@@ -121,6 +126,8 @@ struct RouteConfig {
 
 struct Config {
     dp::NodeConfig node;
+    std::uint32_t icmp_rate = dp::ExceptionPath::kDefaultIcmpRate;
+    std::uint32_t icmp_burst = dp::ExceptionPath::kDefaultIcmpBurst;
     std::vector<NextHopConfig> nexthops;
     std::vector<RouteConfig> routes;
 };
@@ -191,7 +198,8 @@ Config parse_config(const std::string& path) {
     check_keys(doc, "config", {"node", "nexthops", "routes"});
 
     const json& node = required(doc, "config", "node");
-    check_keys(node, "node", {"ip", "uplink_mac", "vtep_mac", "host_mac", "vxlan_port", "vni", "mtu"});
+    check_keys(node, "node",
+               {"ip", "uplink_mac", "vtep_mac", "host_mac", "vxlan_port", "vni", "mtu", "icmp_rate", "icmp_burst"});
     c.node.node_ip = get_ip(required(node, "node", "ip"), "node.ip");
     c.node.uplink_mac = get_mac(required(node, "node", "uplink_mac"), "node.uplink_mac");
     if (node.contains("vtep_mac"))
@@ -203,6 +211,11 @@ Config parse_config(const std::string& path) {
         c.node.vni = get_uint(node["vni"], "node.vni", 0, 0xffffff);
     if (node.contains("mtu"))
         c.node.mtu = static_cast<std::uint16_t>(get_uint(node["mtu"], "node.mtu", 68, 65535));
+    // As podfwd-dataplane's --icmp-rate and --icmp-burst.
+    if (node.contains("icmp_rate"))
+        c.icmp_rate = get_uint(node["icmp_rate"], "node.icmp_rate", 0, 1'000'000);
+    if (node.contains("icmp_burst"))
+        c.icmp_burst = get_uint(node["icmp_burst"], "node.icmp_burst", 0, 1'000'000);
 
     static const std::map<std::string, lpm::ForwardMode, std::less<>> kModes = {
         {"drop", lpm::ForwardMode::kDrop},   {"local", lpm::ForwardMode::kLocal}, {"host-gw", lpm::ForwardMode::kHostGw},
@@ -337,12 +350,37 @@ int run(int argc, char** argv) {
     auto out_host = check(pcap::Writer::create(opt.out_host), "output");
 
     dp::Forwarder forwarder(config.node, view);
+    dp::ExceptionPath exception(config.node, view, config.icmp_rate, config.icmp_burst);
     dp::LcoreCounters counters;
     std::uint64_t verdict_counts[3] = {};
     std::vector<std::vector<std::uint8_t>> buffers(opt.burst);
     dp::PacketView views[dp::kMaxBurst];
     dp::Verdict verdicts[dp::kMaxBurst];
-    for (std::size_t first = 0; first < packets.size(); first += opt.burst) {
+    // The ICMP errors to route after the burst: which packet each is.
+    dp::PacketView routed_views[dp::kMaxBurst];
+    dp::Verdict routed_verdicts[dp::kMaxBurst];
+    unsigned routed_index[dp::kMaxBurst];
+
+    std::size_t first = 0;
+    const auto check_view = [&](unsigned i, const dp::PacketView& v) {
+        if (v.data < buffers[i].data() || v.data + v.len > buffers[i].data() + buffers[i].size() ||
+            v.data - buffers[i].data() != static_cast<std::ptrdiff_t>(v.headroom))
+            throw RuntimeError{"packet " + std::to_string(first + i + 1) + ": a view left its buffer"};
+    };
+    const auto emit = [&](unsigned i, dp::Verdict verdict, const dp::PacketView& v) {
+        const pcap::Packet& in = packets[first + i];
+        ++verdict_counts[static_cast<unsigned>(verdict)];
+        if (verdict == dp::Verdict::kUplink)
+            check(out_uplink.write(in.ts_sec, in.ts_usec, v.data, v.len), "output");
+        else if (verdict == dp::Verdict::kHost)
+            check(out_host.write(in.ts_sec, in.ts_usec, v.data, v.len), "output");
+    };
+    const auto as_verdict = [](dp::ExceptionResult r) {
+        return r == dp::ExceptionResult::kToUplink ? dp::Verdict::kUplink
+               : r == dp::ExceptionResult::kToHost ? dp::Verdict::kHost
+                                                   : dp::Verdict::kDrop;
+    };
+    for (; first < packets.size(); first += opt.burst) {
         const auto n = static_cast<unsigned>(std::min<std::size_t>(opt.burst, packets.size() - first));
         for (unsigned i = 0; i < n; ++i) {
             const auto& data = packets[first + i].data;
@@ -357,24 +395,43 @@ int run(int argc, char** argv) {
         }
         counters.rx_packets[static_cast<unsigned>(opt.from)] += n;
         forwarder.process(opt.from, views, verdicts, n, counters);
-        slot.quiescent();
+        unsigned routed = 0;
         for (unsigned i = 0; i < n; ++i) {
-            const pcap::Packet& in = packets[first + i];
-            const dp::PacketView& v = views[i];
-            if (v.data < buffers[i].data() || v.data + v.len > buffers[i].data() + buffers[i].size())
-                throw RuntimeError{"packet " + std::to_string(first + i + 1) +
-                                   ": the fast path left a view outside its buffer"};
-            // No exception path here yet: a punt is a drop, counted as one.
-            if (dp::is_punt(verdicts[i])) {
-                dp::count_unhandled_punt(verdicts[i], counters);
-                verdicts[i] = dp::Verdict::kDrop;
+            check_view(i, views[i]);
+            dp::Verdict verdict = verdicts[i];
+            if (dp::is_punt(verdict)) {
+                const pcap::Packet& in = packets[first + i];
+                const std::uint64_t now_ns = std::uint64_t{in.ts_sec} * 1'000'000'000 + std::uint64_t{in.ts_usec} * 1000;
+                const dp::ExceptionResult r = exception.handle(opt.from, verdict, views[i], now_ns, counters);
+                check_view(i, views[i]);
+                if (r == dp::ExceptionResult::kRoute) {
+                    routed_index[routed] = i;
+                    routed_views[routed++] = views[i];
+                    continue;
+                }
+                verdict = as_verdict(r);
             }
-            ++verdict_counts[static_cast<unsigned>(verdicts[i])];
-            if (verdicts[i] == dp::Verdict::kUplink)
-                check(out_uplink.write(in.ts_sec, in.ts_usec, v.data, v.len), "output");
-            else if (verdicts[i] == dp::Verdict::kHost)
-                check(out_host.write(in.ts_sec, in.ts_usec, v.data, v.len), "output");
+            emit(i, verdict, views[i]);
         }
+        if (routed != 0) {
+            forwarder.process(dp::PortRole::kHost, routed_views, routed_verdicts, routed, counters);
+            for (unsigned k = 0; k < routed; ++k) {
+                const unsigned i = routed_index[k];
+                check_view(i, routed_views[k]);
+                dp::Verdict verdict = routed_verdicts[k];
+                // As the poll loop: a second punt is the exception path's to
+                // count, and nothing goes round a third time.
+                if (dp::is_punt(verdict)) {
+                    const pcap::Packet& in = packets[first + i];
+                    const std::uint64_t now_ns =
+                        std::uint64_t{in.ts_sec} * 1'000'000'000 + std::uint64_t{in.ts_usec} * 1000;
+                    verdict = as_verdict(exception.handle(dp::PortRole::kHost, verdict, routed_views[k], now_ns, counters));
+                    check_view(i, routed_views[k]);
+                }
+                emit(i, verdict, routed_views[k]);
+            }
+        }
+        slot.quiescent();
     }
     check(out_uplink.close(), "output");
     check(out_host.close(), "output");

@@ -124,6 +124,13 @@ def test_validation(tmp):
     check(r.returncode == 2 and "host-mac" in r.stderr, f"bad MAC: exit 2 ({r.stderr.strip()})")
     r = run([], ["--node-ip", "10.0.0.1", "--uplink-port", "1", "--host-port", "1"])
     check(r.returncode == 2, f"same port for both roles: exit 2 ({r.stderr.strip()})")
+    for option, value in (("--icmp-rate", "-1"), ("--icmp-burst", "1000001"), ("--icmp-rate", "fast")):
+        r = run([], ["--node-ip", "10.0.0.1", option, value])
+        check(r.returncode == 2 and option[2:] in r.stderr and r.stderr.strip().count("\n") == 0,
+              f"{option} {value}: exit 2, one line ({r.returncode}: {r.stderr.strip()})")
+    r = run([], ["--help"])
+    check(r.returncode == 0 and "--icmp-rate" in r.stdout and "(=1000)" in r.stdout and "(=100)" in r.stdout,
+          "--help lists --icmp-rate and --icmp-burst with the exception path's defaults")
     with open(f"{tmp}/bad.conf", "w") as f:
         f.write("node-ip = 10.0.0.1\nuplink-port = 3\nhost-port = 3\n")
     r = run([], ["--config", f"{tmp}/bad.conf"])

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import unittest
 
-from scapy.all import ARP, IP, TCP, UDP, Ether, IPOption, Raw, RawPcapWriter, raw, rdpcap, wrpcap
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPOption, Raw, RawPcapWriter, raw, rdpcap, wrpcap
 from scapy.layers.vxlan import VXLAN
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
@@ -50,10 +50,17 @@ ACTIONS = stats_reader.ACTIONS
 DROPS = stats_reader.DROPS
 
 
-def config_a(vxlan_port=4789, vni=1, mtu=1500):
+def config_a(vxlan_port=4789, vni=1, mtu=1500, icmp_rate=None, icmp_burst=None):
+    node = {"ip": NODE_IP, "uplink_mac": UPLINK_MAC, "vtep_mac": VTEP_MAC, "host_mac": HOST_MAC,
+            "vxlan_port": vxlan_port, "vni": vni, "mtu": mtu}
+    # The exception path's token bucket (the tool's keys, podfwd-dataplane's
+    # --icmp-rate and --icmp-burst); unset: their defaults.
+    if icmp_rate is not None:
+        node["icmp_rate"] = icmp_rate
+    if icmp_burst is not None:
+        node["icmp_burst"] = icmp_burst
     return {
-        "node": {"ip": NODE_IP, "uplink_mac": UPLINK_MAC, "vtep_mac": VTEP_MAC, "host_mac": HOST_MAC,
-                 "vxlan_port": vxlan_port, "vni": vni, "mtu": mtu},
+        "node": node,
         "nexthops": [
             {"name": "self", "mode": "local"},
             {"name": "n3", "node_ip": N3_IP, "mode": "host-gw", "mac": N3_MAC},
@@ -107,6 +114,11 @@ def vxlan_from(node_ip, inner, vni=1, flags=0x08, port=4789, inner_dst_mac=VTEP_
                        Ether(src=N5_VTEP, dst=inner_dst_mac) / inner)
 
 
+def arp_frame(op, psrc, pdst, hwsrc, hwdst="00:00:00:00:00:00", eth_dst="ff:ff:ff:ff:ff:ff"):
+    """An ARP frame of IPv4 over Ethernet (42 bytes), frozen to bytes."""
+    return Ether(raw(Ether(src=hwsrc, dst=eth_dst) / ARP(op=op, psrc=psrc, pdst=pdst, hwsrc=hwsrc, hwdst=hwdst)))
+
+
 def ip_bytes(frame):
     """The IPv4 packet of an Ethernet frame, without Ethernet padding."""
     b = raw(frame)[14:]
@@ -118,6 +130,14 @@ def checksum_ok(header):
     while s >> 16:
         s = (s & 0xffff) + (s >> 16)
     return s == 0xffff
+
+
+def ones_complement_ok(data):
+    """RFC 1071 over `data` (an odd length padded with a zero byte): the
+    checksum inside it is right."""
+    if len(data) % 2:
+        data += b"\0"
+    return checksum_ok(data)
 
 
 def forwarded(ip_in):
@@ -183,6 +203,9 @@ def forward_dpdk(d, packets, config, port, burst):
     app = ["--node-ip", node["ip"], "--node-mac", node["uplink_mac"], "--vtep-mac", node["vtep_mac"],
            "--host-mac", node["host_mac"], "--mtu", str(node["mtu"]), "--vxlan-port", str(node["vxlan_port"]),
            "--vni", str(node["vni"]), "--table", table, "--uplink-port", "0", "--host-port", "1"]
+    for key in ("icmp_rate", "icmp_burst"):
+        if key in node:
+            app += ["--" + key.replace("_", "-"), str(node[key])]
     if burst is not None:
         app += ["--burst", str(burst)]
     control = subprocess.Popen([TEST_TABLE, table, *specs], stdout=subprocess.PIPE, text=True)
@@ -284,6 +307,33 @@ class FastPathCase(unittest.TestCase):
         self.assertEqual(out_ip[9], in_ip[9], "protocol")
         self.assertEqual(out_ip[12:], in_ip[12:], "addresses and payload byte-identical")
         self.assertEqual(out_ip, forwarded(in_ip))
+
+    def assert_arp_reply(self, frame, eth_dst, sender_ip, target_mac, target_ip):
+        """frame is our ARP reply: from the uplink MAC, `sender_ip` is at it."""
+        self.assertEqual(len(frame), 42, "an ARP frame of 42 bytes (the NIC pads)")
+        e = Ether(frame)
+        self.assertEqual((e.dst, e.src, e.type), (eth_dst, UPLINK_MAC, 0x0806), "Ethernet header")
+        a = e[ARP]
+        self.assertEqual((a.hwtype, a.ptype, a.hwlen, a.plen, a.op), (1, 0x0800, 6, 4, 2), "ARP reply of IPv4")
+        self.assertEqual((a.hwsrc, a.psrc), (UPLINK_MAC, sender_ip), "sender: the asked IP at the uplink MAC")
+        self.assertEqual((a.hwdst, a.pdst), (target_mac, target_ip), "target: the asker")
+
+    def assert_icmp_error(self, ip, src, dst, icmp_type, code, offending, mtu=0, ttl=64):
+        """ip (an IPv4 packet, no Ethernet) is an ICMP error about the IPv4
+        packet `offending`: quoting its header and 8 bytes (RFC 792), from
+        `src` to `dst`, DF clear, precedence 6 (TOS 0xc0), both checksums
+        right, the Next-Hop MTU `mtu` (RFC 1191) or zero."""
+        quoted = offending[:(offending[0] & 0x0f) * 4 + 8]
+        self.assertEqual(len(ip), 20 + 8 + len(quoted), "IP + ICMP headers + the quote")
+        h = IP(ip[:20])
+        self.assertEqual((h.version, h.ihl, h.tos, h.len, h.proto, h.ttl), (4, 5, 0xc0, len(ip), 1, ttl))
+        self.assertEqual((h.flags.value, h.frag), (0, 0), "DF clear, not a fragment")
+        self.assertEqual((h.src, h.dst), (src, dst), "from the node to the offending packet's source")
+        self.assertTrue(checksum_ok(ip[:20]), "IP header checksum")
+        self.assertEqual((ip[20], ip[21]), (icmp_type, code), "ICMP type and code")
+        self.assertTrue(ones_complement_ok(ip[20:]), "ICMP checksum")
+        self.assertEqual(ip[24:28], mtu.to_bytes(4, "big"), "unused / Next-Hop MTU")
+        self.assertEqual(ip[28:], quoted, "the offending header and 8 bytes, as received")
 
     def assert_eth(self, frame, dst, src):
         e = Ether(frame)

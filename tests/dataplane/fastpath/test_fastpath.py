@@ -287,6 +287,11 @@ class Local(FastPathCase):
 
 # ---------------------------------------------------------------- drops
 
+def from_host_ip(ip_pkt):
+    """Any IPv4 packet as the host port delivers it, frozen to bytes."""
+    return Ether(raw(Ether(src=HOST_MAC, dst=UPLINK_MAC) / ip_pkt))
+
+
 def padded(frame, size=60):
     b = raw(frame)
     return Ether(b + b"\0" * (size - len(b))) if len(b) < size else Ether(b)
@@ -298,13 +303,6 @@ GOOD = from_host(HOSTGW_POD, payload=b"control packet")   # appended to every dr
 DROP_CASES = {
     "short_frame_ethernet": ("short_frame", 1, "host", [Raw(bytes.fromhex("020000000002020000"))]),
     "short_frame_ip": ("short_frame", 1, "host", [Ether(raw(from_host(HOSTGW_POD))[:14 + 19])]),
-    # ARP is punted to the exception path; until it lands, dropped as arp_ignored.
-    "arp": ("arp_ignored", 1, "host", [Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff") /
-                                         ARP(psrc=LOCAL_POD, pdst="10.244.0.1", hwsrc=HOST_MAC)]),
-    "arp_uplink": ("arp_ignored", 2, "uplink",
-                   [Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.168.0.1", pdst=NODE_IP, hwsrc=GW_MAC),
-                    Ether(src=GW_MAC, dst=UPLINK_MAC) / ARP(op=2, psrc="10.168.0.1", pdst=NODE_IP, hwsrc=GW_MAC,
-                                                            hwdst=UPLINK_MAC)]),
     "not_ipv4": ("not_ipv4", 2, "uplink", [Ether(src=GW_MAC, dst=UPLINK_MAC, type=0x86dd) / Raw(b"\x60" + b"\0" * 60),
                                            Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff", type=0x88cc) / Raw(b"x" * 46)]),
     # Unicast to another MAC on the uplink (flooded, or a promiscuous NIC):
@@ -329,13 +327,28 @@ DROP_CASES = {
                                Raw(b"x" * 20)]),
     "bad_checksum": ("bad_checksum", 1, "host", [Ether(src=HOST_MAC, dst=UPLINK_MAC) /
                                                   IP(dst=HOSTGW_POD, chksum=0xbeef) / UDP() / Raw(b"x")]),
-    "ttl_1_host_gw": ("ttl_exceeded", 2, "host", [from_host(HOSTGW_POD, ttl=1), from_host(HOSTGW_POD, ttl=0)]),
-    "ttl_1_ipip": ("ttl_exceeded", 1, "host", [from_host(IPIP_POD, ttl=1)]),
-    "ttl_1_vxlan": ("ttl_exceeded", 1, "host", [from_host(VXLAN_POD, ttl=1)]),
-    "ttl_1_after_ipip_decap": ("ttl_exceeded", 1, "uplink", [ipip_from(N4_IP, inner_ip(HOSTGW_POD, ttl=1))],
-                               {"ipip_decap": 1}),
-    "ttl_1_after_vxlan_decap": ("ttl_exceeded", 1, "uplink", [vxlan_from(N5_IP, inner_ip(IPIP_POD, ttl=1))],
-                                {"vxlan_decap": 1}),
+    # TTL expiry owes the source an ICMP time exceeded (class IcmpErrors),
+    # except where RFC 1812 4.3.2.7 forbids one: then dropped as ttl_exceeded.
+    "ttl_1_about_icmp_error": ("ttl_exceeded", 2, "host",
+                               [from_host_ip(IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1) / ICMP(type=3, code=1) /
+                                             raw(IP(src=HOSTGW_POD, dst="10.244.0.99") / UDP())),
+                                from_host_ip(IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1) / ICMP(type=11) /
+                                             raw(IP(src=HOSTGW_POD, dst="10.244.0.99") / UDP()))]),
+    "ttl_1_non_first_fragment": ("ttl_exceeded", 1, "host",
+                                 [from_host_ip(IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1, frag=185) /
+                                               Raw(b"f" * 64))]),
+    "ttl_1_broadcast_mac": ("ttl_exceeded", 1, "host",
+                            [Ether(raw(Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff") /
+                                       IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1) / UDP() / Raw(b"b")))]),
+    "ttl_1_source_not_a_host": ("ttl_exceeded", 3, "host",
+                                [from_host(HOSTGW_POD, src=s, ttl=1) for s in ("0.0.0.0", "127.0.0.1", "224.0.0.9")]),
+    # Our own address from outside is spoofed: no error to the kernel for it.
+    "ttl_1_node_ip_from_uplink": ("ttl_exceeded", 1, "uplink",
+                                  [from_uplink(IP(src=NODE_IP, dst=HOSTGW_POD, ttl=1) / UDP() / Raw(b"s"))]),
+    "ttl_1_after_decap_about_icmp_error": ("ttl_exceeded", 1, "uplink",
+                                           [ipip_from(N4_IP, IP(src="10.244.2.7", dst=HOSTGW_POD, ttl=1) /
+                                                      ICMP(type=11) / raw(IP(dst="10.244.2.7") / UDP()))],
+                                           {"ipip_decap": 1}),
     "no_route": ("no_route", 1, "host", [from_host(NO_ROUTE)]),
     "blackhole": ("blackhole", 1, "host", [from_host(BLACKHOLE)]),
     "unresolved_nexthop": ("unresolved_nexthop", 3, "host",
@@ -351,19 +364,15 @@ DROP_CASES = {
     "vxlan_inner_arp": ("not_ipv4", 1, "uplink",
                         [from_uplink(IP(src=N5_IP, dst=NODE_IP) / UDP(sport=51000, dport=4789, chksum=0) /
                                      VXLAN(vni=1) / Ether(dst=VTEP_MAC, src=N5_VTEP) / ARP(pdst=LOCAL_POD))]),
-    # Over the MTU with DF: punted (ICMP fragmentation needed, later), counted
-    # mtu_exceeded until then; without DF: dropped, we do not fragment.
-    "mtu_ipip_1500_inner": ("mtu_exceeded", 1, "host",
-                            [from_host(IPIP_POD, payload=b"m" * (1500 - 28))]),
-    "mtu_vxlan_1451_inner": ("mtu_exceeded", 1, "host",
-                             [from_host(VXLAN_POD, payload=b"m" * (1451 - 28))]),
-    "mtu_host_gw": ("mtu_exceeded", 1, "host", [from_host(HOSTGW_POD, payload=b"m" * (2000 - 28))]),
+    # Over the MTU without DF: dropped, we do not fragment (with DF: an ICMP
+    # fragmentation needed, class IcmpErrors).
     "mtu_no_df": ("mtu_exceeded", 3, "host", [from_host(IPIP_POD, df=False, payload=b"m" * (1500 - 28)),
                                               from_host(VXLAN_POD, df=False, payload=b"m" * (1451 - 28)),
                                               from_host(HOSTGW_POD, df=False, payload=b"m" * (2000 - 28))]),
-    "mtu_after_ipip_decap": ("mtu_exceeded", 1, "uplink",
-                             [ipip_from(N4_IP, IP(src="10.244.2.7", dst=VXLAN_POD, flags="DF") / UDP() /
-                                        Raw(b"m" * (1480 - 28)))], {"ipip_decap": 1}),
+    # With DF but about an ICMP error: no error about an error.
+    "mtu_df_about_icmp_error": ("mtu_exceeded", 1, "host",
+                                [from_host_ip(IP(src=LOCAL_POD, dst=IPIP_POD, flags="DF") / ICMP(type=3, code=3) /
+                                              Raw(b"q" * (1500 - 28)))]),
     # VXLAN, like IPIP, only from nodes we route to: anyone could inject otherwise.
     "vxlan_unknown_source": ("vxlan_unknown_source", 1, "uplink", [vxlan_from("192.0.2.99", inner_ip(LOCAL_POD))]),
 }
@@ -442,6 +451,230 @@ class PaddingAndMtu(FastPathCase):
         self.assert_counters(r, actions={"ipip_encap": 1, "vxlan_encap": 1})
         r9000 = self.forward([from_host(IPIP_POD, payload=b"m" * 1472)], config=config_a(mtu=9000))
         self.assertEqual(len(r9000.uplink), 1, "a bigger uplink MTU lets 1500-byte inner packets through")
+
+
+# ---------------------------------------------------------------- exception path: ARP
+
+ARP_FIELDS = ["frame.protocols", "eth.dst", "eth.src", "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4",
+              "arp.dst.hw_mac", "arp.dst.proto_ipv4"]
+GW_IP = "10.168.0.1"
+
+
+class Arp(FastPathCase):
+    def check_replies_tshark(self, path, asked, target_mac, target_ip):
+        rows = tshark(path, ARP_FIELDS)
+        self.assertEqual(len(rows), len(asked))
+        for row, ip in zip(rows, asked):
+            self.assertEqual(row, {"frame.protocols": "eth:ethertype:arp", "eth.dst": target_mac, "eth.src": UPLINK_MAC,
+                                   "arp.opcode": "2", "arp.src.hw_mac": UPLINK_MAC, "arp.src.proto_ipv4": ip,
+                                   "arp.dst.hw_mac": target_mac, "arp.dst.proto_ipv4": target_ip})
+
+    def test_request_for_node_ip_on_uplink_is_answered(self):
+        broadcast = arp_frame(1, GW_IP, NODE_IP, GW_MAC)
+        # RFC 826's unicast poll (Linux refreshing its entry), and a request
+        # padded to Ethernet's minimum as it arrives from a wire.
+        unicast = arp_frame(1, GW_IP, NODE_IP, GW_MAC, eth_dst=UPLINK_MAC)
+        from_wire = padded(arp_frame(1, GW_IP, NODE_IP, GW_MAC))
+        r = self.forward([broadcast, unicast, from_wire], port="uplink")
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 3)
+        for out in r.uplink:
+            self.assert_arp_reply(out, GW_MAC, NODE_IP, GW_MAC, GW_IP)
+        self.check_replies_tshark(r.uplink_pcap, [NODE_IP] * 3, GW_MAC, GW_IP)
+        self.assert_counters(r, actions={"arp_reply": 3})
+
+    def test_uplink_arp_not_for_us_is_ignored(self):
+        other = arp_frame(1, GW_IP, "10.168.0.9", GW_MAC)                 # another host's address
+        pod = arp_frame(1, GW_IP, HOSTGW_POD, GW_MAC)                     # no proxy ARP on the uplink
+        reply = arp_frame(2, GW_IP, NODE_IP, GW_MAC, hwdst=UPLINK_MAC, eth_dst=UPLINK_MAC)
+        announcement = arp_frame(1, GW_IP, GW_IP, GW_MAC)                 # gratuitous: asks nothing
+        r = self.forward([other, pod, reply, announcement], port="uplink")
+        self.assertEqual((r.uplink, r.host), ([], []))
+        self.assert_counters(r, drops={"arp_ignored": 4})
+
+    def test_proxy_arp_from_host_port(self):
+        # The kernel resolves every next hop through the host port: answered
+        # with the uplink MAC, so all its traffic comes to the dataplane.
+        asked = [HOSTGW_POD, "10.244.0.1", GW_IP, NO_ROUTE]
+        r = self.forward([arp_frame(1, LOCAL_POD, ip, HOST_MAC) for ip in asked], port="host")
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(len(r.host), len(asked))
+        for out, ip in zip(r.host, asked):
+            self.assert_arp_reply(out, HOST_MAC, ip, HOST_MAC, LOCAL_POD)
+        self.check_replies_tshark(r.host_pcap, asked, HOST_MAC, LOCAL_POD)
+        self.assert_counters(r, actions={"arp_reply": len(asked)})
+
+    def test_host_port_arp_ignored(self):
+        node = arp_frame(1, LOCAL_POD, NODE_IP, HOST_MAC)           # the node IP is the kernel's own
+        probe = arp_frame(1, "0.0.0.0", HOSTGW_POD, HOST_MAC)       # RFC 5227: answering would deny the address
+        reply = arp_frame(2, LOCAL_POD, HOSTGW_POD, HOST_MAC, hwdst=UPLINK_MAC, eth_dst=UPLINK_MAC)
+        r = self.forward([node, probe, reply], port="host")
+        self.assertEqual((r.uplink, r.host), ([], []))
+        self.assert_counters(r, drops={"arp_ignored": 3})
+
+
+# ---------------------------------------------------------------- exception path: ICMP errors
+
+ICMP_FIELDS = ["frame.protocols", "eth.dst", "eth.src", "ip.src", "ip.dst", "ip.ttl", "ip.checksum.status",
+               "ip.dsfield", "ip.flags.df", "icmp.type", "icmp.code", "icmp.mtu", "icmp.checksum.status"]
+
+
+class IcmpErrors(FastPathCase):
+    def check_tshark(self, path, expected, decode_as=()):
+        """One row per error: tshark's view of the headers (IP fields list
+        every header: outer if tunnelled, the error's, the quoted one)."""
+        rows = tshark(path, ICMP_FIELDS, decode_as=decode_as)
+        self.assertEqual(len(rows), len(expected))
+        for row, want in zip(rows, expected):
+            self.assertEqual({k: row[k] for k in want}, want)
+            # A quoted ICMP message is cut short: tshark leaves its checksum unverified (2).
+            self.assertEqual(row["icmp.checksum.status"].split(",")[0], "1", "tshark: ICMP checksum good")
+            self.assertTrue(all(x == "1" for x in row["ip.checksum.status"].split(",")),
+                            "tshark: every IP checksum good: " + row["ip.checksum.status"])
+
+    def test_ttl_expired_from_host_port_reaches_the_sender(self):
+        # The sender is a local pod behind the kernel: the error is routed
+        # like a packet from the host port, so it comes back to that port.
+        pkts = [from_host(HOSTGW_POD, ttl=1), from_host("10.244.1.9", ttl=0, proto="tcp"),
+                from_host(IPIP_POD, ttl=1), from_host(VXLAN_POD, ttl=1),
+                from_host_ip(IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1) / ICMP(type=0, id=7, seq=1) / Raw(b"ping"))]
+        r = self.forward(pkts)
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(len(r.host), len(pkts))
+        for out, inp in zip(r.host, pkts):
+            self.assert_eth(out, HOST_MAC, UPLINK_MAC)
+            self.assertEqual(len(out), 14 + 56)
+            self.assert_icmp_error(out[14:], NODE_IP, LOCAL_POD, 11, 0, ip_bytes(inp))
+        self.check_tshark(r.host_pcap, [
+            {"eth.dst": HOST_MAC, "eth.src": UPLINK_MAC, "ip.src": "%s,%s" % (NODE_IP, LOCAL_POD),
+             "ip.dst": "%s,%s" % (LOCAL_POD, inp[IP].dst), "ip.ttl": "64,%d" % inp[IP].ttl,
+             "ip.dsfield": "0xc0,0x00", "ip.flags.df": "0,%d" % int(bool(inp[IP].flags.DF)),
+             # the echo reply's own type and code are quoted: tshark lists them second
+             "icmp.type": "11" if ICMP not in inp else "11,0", "icmp.code": "0" if ICMP not in inp else "0,0"}
+            for inp in pkts])
+        self.assertEqual([x["frame.protocols"] for x in tshark(r.host_pcap, ["frame.protocols"])],
+                         ["eth:ethertype:ip:icmp:ip:udp", "eth:ethertype:ip:icmp:ip:tcp", "eth:ethertype:ip:icmp:ip:udp",
+                          "eth:ethertype:ip:icmp:ip:udp", "eth:ethertype:ip:icmp:ip:icmp"])
+        self.assert_counters(r, actions={"icmp_time_exceeded": len(pkts), "to_host": len(pkts)})
+
+    def test_ttl_expired_from_the_kernel_goes_straight_back(self):
+        # The node's own packet (traceroute from the node): the error is the
+        # kernel's directly, not routed.
+        pkt = from_host(HOSTGW_POD, src=NODE_IP, ttl=1, sport=33434, dport=33434)
+        r = self.forward([pkt])
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(len(r.host), 1)
+        self.assert_eth(r.host[0], HOST_MAC, UPLINK_MAC)
+        self.assert_icmp_error(r.host[0][14:], NODE_IP, NODE_IP, 11, 0, ip_bytes(pkt))
+        self.check_tshark(r.host_pcap, [{"ip.src": "%s,%s" % (NODE_IP, NODE_IP), "ip.dst": "%s,%s" % (NODE_IP, HOSTGW_POD),
+                                         "icmp.type": "11", "icmp.code": "0"}])
+        self.assert_counters(r, actions={"icmp_time_exceeded": 1})
+
+    def test_ttl_expired_after_ipip_decap_goes_back_through_ipip(self):
+        inner = inner_ip(HOSTGW_POD, src="10.244.2.7", ttl=1)
+        pkt = ipip_from(N4_IP, inner)
+        r = self.forward([pkt], port="uplink")
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 1)
+        out = r.uplink[0]
+        self.assert_eth(out, N4_MAC, UPLINK_MAC)
+        o = IP(out[14:34])
+        self.assertEqual((o.src, o.dst, o.proto, o.ttl, o.len), (NODE_IP, N4_IP, 4, 64, 20 + 56), "outer header")
+        self.assertTrue(checksum_ok(out[14:34]))
+        # The error crossed the router once, as any packet from the host port.
+        self.assert_icmp_error(out[34:], NODE_IP, "10.244.2.7", 11, 0, raw(inner), ttl=63)
+        self.check_tshark(r.uplink_pcap, [
+            {"eth.dst": N4_MAC, "ip.src": "%s,%s,10.244.2.7" % (NODE_IP, NODE_IP),
+             "ip.dst": "%s,10.244.2.7,%s" % (N4_IP, HOSTGW_POD), "ip.ttl": "64,63,1",
+             "icmp.type": "11", "icmp.code": "0"}])
+        self.assert_counters(r, actions={"ipip_decap": 1, "icmp_time_exceeded": 1, "ipip_encap": 1})
+
+    def test_ttl_expired_after_vxlan_decap_goes_back_through_vxlan(self):
+        inner = inner_ip(IPIP_POD, src="10.244.3.7", ttl=1)
+        r = self.forward([vxlan_from(N5_IP, inner)], port="uplink")
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 1)
+        out = r.uplink[0]
+        self.assert_eth(out, N5_MAC, UPLINK_MAC)
+        self.assertEqual(IP(out[14:34]).dst, N5_IP)
+        self.assert_eth(out[50:64], N5_VTEP, VTEP_MAC)
+        self.assert_icmp_error(out[64:], NODE_IP, "10.244.3.7", 11, 0, raw(inner), ttl=63)
+        self.check_tshark(r.uplink_pcap, [{"ip.src": "%s,%s,10.244.3.7" % (NODE_IP, NODE_IP),
+                                           "ip.dst": "%s,10.244.3.7,%s" % (N5_IP, IPIP_POD),
+                                           "icmp.type": "11", "icmp.code": "0"}])
+        self.assert_counters(r, actions={"vxlan_decap": 1, "icmp_time_exceeded": 1, "vxlan_encap": 1})
+
+    def test_df_over_mtu_gets_frag_needed_with_next_hop_mtu(self):
+        # RFC 1191: the MTU the packet must fit, the uplink's less the next
+        # hop's encapsulation: IPIP 20, VXLAN 50, host-gw none.
+        pkts = [from_host(IPIP_POD, payload=b"m" * (1481 - 28)), from_host(VXLAN_POD, payload=b"m" * (1451 - 28)),
+                from_host(HOSTGW_POD, payload=b"m" * (1501 - 28), proto="tcp")]
+        mtus = [1480, 1450, 1500]
+        r = self.forward(pkts)
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(len(r.host), 3)
+        for out, inp, mtu in zip(r.host, pkts, mtus):
+            self.assert_eth(out, HOST_MAC, UPLINK_MAC)
+            self.assert_icmp_error(out[14:], NODE_IP, LOCAL_POD, 3, 4, ip_bytes(inp), mtu=mtu)
+        self.check_tshark(r.host_pcap, [
+            {"ip.src": "%s,%s" % (NODE_IP, LOCAL_POD), "ip.dst": "%s,%s" % (LOCAL_POD, inp[IP].dst),
+             "ip.flags.df": "0,1", "icmp.type": "3", "icmp.code": "4", "icmp.mtu": str(mtu)}
+            for inp, mtu in zip(pkts, mtus)])
+        self.assert_counters(r, actions={"icmp_frag_needed": 3, "to_host": 3})
+        # Another uplink MTU: the same arithmetic.
+        r1400 = self.forward([from_host(IPIP_POD, payload=b"m" * (1400 - 28)),
+                              from_host(VXLAN_POD, payload=b"m" * (1400 - 28))], config=config_a(mtu=1400))
+        self.assertEqual([IP(x[14:]).payload.nexthopmtu for x in r1400.host], [1380, 1350])
+        self.check_tshark(r1400.host_pcap, [{"icmp.mtu": "1380"}, {"icmp.mtu": "1350"}])
+        self.assert_counters(r1400, actions={"icmp_frag_needed": 2, "to_host": 2})
+
+    def test_frag_needed_after_ipip_decap_goes_back_through_ipip(self):
+        inner = IP(src="10.244.2.7", dst=VXLAN_POD, flags="DF", id=9) / UDP(sport=7, dport=9) / Raw(b"m" * (1480 - 28))
+        r = self.forward([ipip_from(N4_IP, inner)], port="uplink")
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 1)
+        out = r.uplink[0]
+        self.assert_eth(out, N4_MAC, UPLINK_MAC)
+        self.assertEqual(IP(out[14:34]).dst, N4_IP)
+        self.assert_icmp_error(out[34:], NODE_IP, "10.244.2.7", 3, 4, raw(inner), mtu=1450, ttl=63)
+        self.check_tshark(r.uplink_pcap, [{"ip.src": "%s,%s,10.244.2.7" % (NODE_IP, NODE_IP),
+                                           "icmp.type": "3", "icmp.code": "4", "icmp.mtu": "1450"}])
+        self.assert_counters(r, actions={"ipip_decap": 1, "icmp_frag_needed": 1, "ipip_encap": 1})
+
+    def test_no_error_about_broadcast_or_multicast_destinations(self):
+        # RFC 1812 4.3.2.7: routed there by a default route, still no error.
+        cfg = config_a()
+        cfg["routes"].append({"prefix": "0.0.0.0/0", "via": "n3"})
+        pkts = [from_host(d, ttl=1) for d in ("255.255.255.255", "224.0.0.5", "239.1.2.3")]
+        r = self.forward(pkts + [GOOD], config=cfg)
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 1)
+        self.assert_counters(r, actions={"host_gw": 1}, drops={"ttl_exceeded": 3})
+
+    def test_rate_limit(self):
+        """A burst of 3 at one instant: the fourth and fifth errors are
+        refused. Errors never sent (about an ICMP error) take no token."""
+        t = 1700000000.0
+        about_error = from_host_ip(IP(src=LOCAL_POD, dst=HOSTGW_POD, ttl=1) / ICMP(type=3, code=3) /
+                                   raw(IP(src=HOSTGW_POD, dst=LOCAL_POD) / UDP()))
+        pkts = [about_error] + [from_host(HOSTGW_POD, ttl=1, sport=1000 + i) for i in range(5)]
+        if not golden.DATAPLANE:
+            # The tool's clock is the pcap's: 1 ms at 1000/s is one token more.
+            pkts += [from_host(HOSTGW_POD, ttl=1, sport=2000 + i) for i in range(2)]
+        for i, p in enumerate(pkts):
+            p.time = t if i < 6 else t + 0.001
+        # One burst: podfwd-dataplane reads its clock once per burst.
+        r = self.forward(pkts, config=config_a(icmp_rate=1000, icmp_burst=3))
+        sent = 4 if not golden.DATAPLANE else 3
+        limited = len(pkts) - 1 - sent
+        self.assertEqual(r.uplink, [])
+        self.assertEqual(len(r.host), sent)
+        sports = [1000, 1001, 1002, 2000][:sent]
+        for out, sport in zip(r.host, sports):
+            self.assertEqual(UDP(out[14 + 28 + 20:14 + 28 + 28]).sport, sport, "the first packets get the tokens")
+        self.assertEqual(len(tshark(r.host_pcap, ["icmp.type"])), sent)
+        self.assert_counters(r, actions={"icmp_time_exceeded": sent, "to_host": sent},
+                             drops={"icmp_rate_limited": limited, "ttl_exceeded": 1})
 
 
 # ---------------------------------------------------------------- round trip

@@ -1,9 +1,13 @@
-// libFuzzer target for the fast path: any bytes, received on either port,
-// against a table holding every forwarding mode. Beyond the sanitizers'
-// checks, it asserts what must hold for every packet the fast path lets
-// through or punts: the view stays inside its buffer and keeps room for an
-// Ethernet and an IPv4 header (an Ethernet header for ARP), and every drop
-// was counted exactly once (punts as the fallback counts them).
+// libFuzzer target for the fast path and its exception path: any bytes,
+// received on either port, against a table holding every forwarding mode,
+// handled as the poll loop handles them (punts answered, ICMP errors routed
+// once more from the host port, a second punt handled and never routed).
+// Beyond the sanitizers' checks, it asserts what must hold for every packet:
+// the view stays inside its buffer with its headroom where it says, a punt
+// keeps room for an Ethernet and an IPv4 header (an Ethernet header for
+// ARP), what the exception path sends is a whole ARP reply or an ICMP error
+// with valid checksums, each punt is counted exactly once (one action or
+// one drop), and every drop was counted exactly once.
 #include <unistd.h>
 
 #include <array>
@@ -12,7 +16,10 @@
 #include <cstring>
 #include <string>
 
+#include "dataplane/exception.h"
 #include "dataplane/fastpath.h"
+#include "dataplane/proto/arp.h"
+#include "dataplane/proto/icmp.h"
 #include "lpm/writer.h"
 
 using namespace podfwd;
@@ -87,6 +94,37 @@ std::uint64_t drops_counted(const dp::LcoreCounters& c) {
     return sum;
 }
 
+std::uint64_t exception_actions(const dp::LcoreCounters& c) {
+    return c.of(dp::Action::kArpReply) + c.of(dp::Action::kIcmpTimeExceeded) + c.of(dp::Action::kIcmpFragNeeded);
+}
+
+void check_view(const dp::PacketView& p, const std::uint8_t* begin, std::uint32_t min_len) {
+    if (p.data < begin || p.data + p.len > begin + kBufferSize ||
+        p.data - begin != static_cast<std::ptrdiff_t>(p.headroom) || p.len < min_len)
+        std::abort();
+}
+
+// What the exception path sends: an ARP reply, or an ICMP error whose IP and
+// ICMP checksums hold and whose lengths match the view.
+void check_answer(dp::Verdict punt, const dp::PacketView& p) {
+    using namespace proto;
+    if (punt == dp::Verdict::kPuntArp) {
+        const ArpHdr* arp = arp_of_frame(p.data, p.len);
+        if (p.len != kArpFrameSize || arp == nullptr || arp->opcode() != kArpOpReply)
+            std::abort();
+        return;
+    }
+    constexpr std::uint32_t kMin = EtherHdr::kSize + Ipv4Hdr::kSize + IcmpHdr::kSize + Ipv4Hdr::kSize;
+    if (p.len < kMin || load_be16(p.data + 12) != kEtherTypeIpv4)
+        std::abort();
+    const std::uint8_t* ip = p.data + EtherHdr::kSize;
+    const auto& h = *reinterpret_cast<const Ipv4Hdr*>(ip);
+    if (!ipv4_header_checksum_ok(ip) || h.length() != p.len - EtherHdr::kSize || h.protocol != kProtoIcmp)
+        std::abort();
+    if (icmp_checksum(ip + Ipv4Hdr::kSize, p.len - EtherHdr::kSize - Ipv4Hdr::kSize) != 0)
+        std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -105,9 +143,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     dp::Verdict verdicts[3];
     dp::LcoreCounters counters;
     fixture.forwarder.process(from, pkts, verdicts, copies, counters);
-    fixture.slot.quiescent();
+    // A fresh exception path per input keeps runs reproducible; a burst of 2
+    // lets the third copy meet the rate limit.
+    dp::ExceptionPath exception(Fixture::node(), fixture.view, 1000, 2);
 
     unsigned dropped = 0;
+    dp::PacketView routed[3];
+    dp::Verdict routed_verdicts[3];
+    unsigned routed_index[3];
+    unsigned n_routed = 0;
+    const auto handle = [&](dp::PortRole port, dp::Verdict punt, dp::PacketView& p, const std::uint8_t* begin) {
+        const std::uint64_t before = drops_counted(counters) + exception_actions(counters);
+        const dp::ExceptionResult r = exception.handle(port, punt, p, 0, counters);
+        if (drops_counted(counters) + exception_actions(counters) != before + 1)
+            std::abort();   // a punt not counted, or counted twice
+        if (r != dp::ExceptionResult::kDrop) {
+            check_view(p, begin, 14);
+            check_answer(punt, p);
+        }
+        return r;
+    };
     for (unsigned i = 0; i < copies; ++i) {
         if (verdicts[i] == dp::Verdict::kDrop) {
             ++dropped;
@@ -116,15 +171,41 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // A punted packet goes on to the exception path: its view must hold
         // as well, with an Ethernet header (ARP) or Ethernet and IPv4.
         const std::uint32_t min_len = verdicts[i] == dp::Verdict::kPuntArp ? 14 : 34;
-        const std::uint8_t* begin = buffers[i].data();
-        if (pkts[i].data < begin || pkts[i].data + pkts[i].len > begin + kBufferSize ||
-            pkts[i].data - begin != static_cast<std::ptrdiff_t>(pkts[i].headroom) || pkts[i].len < min_len)
-            std::abort();
-        if (dp::is_punt(verdicts[i])) {   // dropped until the exception path takes punts
-            dp::count_unhandled_punt(verdicts[i], counters);
+        check_view(pkts[i], buffers[i].data(), min_len);
+        if (!dp::is_punt(verdicts[i]))
+            continue;
+        switch (handle(from, verdicts[i], pkts[i], buffers[i].data())) {
+        case dp::ExceptionResult::kDrop:
             ++dropped;
+            break;
+        case dp::ExceptionResult::kRoute:
+            routed_index[n_routed] = i;
+            routed[n_routed++] = pkts[i];
+            break;
+        default:
+            break;
         }
     }
+    if (n_routed != 0) {
+        fixture.forwarder.process(dp::PortRole::kHost, routed, routed_verdicts, n_routed, counters);
+        for (unsigned k = 0; k < n_routed; ++k) {
+            const std::uint8_t* begin = buffers[routed_index[k]].data();
+            if (routed_verdicts[k] == dp::Verdict::kDrop) {
+                ++dropped;
+                continue;
+            }
+            check_view(routed[k], begin, 34);
+            // The second round as the poll loop runs it: handled, never routed again.
+            if (dp::is_punt(routed_verdicts[k])) {
+                const dp::ExceptionResult again = handle(dp::PortRole::kHost, routed_verdicts[k], routed[k], begin);
+                if (again == dp::ExceptionResult::kRoute)
+                    std::abort();   // an error about an error: the loop RFC 1812 forbids
+                if (again == dp::ExceptionResult::kDrop)
+                    ++dropped;
+            }
+        }
+    }
+    fixture.slot.quiescent();
     if (drops_counted(counters) != dropped)
         std::abort();   // a drop not counted, or counted twice
     return 0;

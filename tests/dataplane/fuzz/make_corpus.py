@@ -5,7 +5,7 @@ copies); the rest is an Ethernet frame, built by scapy."""
 import os
 import sys
 
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import raw
@@ -31,6 +31,18 @@ def seeds():
     yield "frag_needed", HOST, eth / IP(src="10.244.0.7", dst="10.244.2.9", flags="DF") / UDP() / (b"m" * 1480)
     yield "not_for_us", UPLINK, Ether(src="02:00:00:00:00:09", dst="02:00:00:00:00:77") / pod
     yield "broadcast", UPLINK, Ether(src="02:00:00:00:00:09", dst="ff:ff:ff:ff:ff:ff") / pod
+    # The exception path: proxy ARP, errors routed back through a tunnel, one
+    # from the kernel, and packets no error may be sent about.
+    yield "arp_proxy", HOST, Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(
+        hwsrc="02:00:00:00:00:01", psrc="10.244.0.7", pdst="10.244.1.5")
+    yield "ttl_1_ipip_decap", UPLINK, eth / IP(src="192.168.5.9", dst=NODE, proto=4) / IP(
+        src="10.244.2.9", dst="10.244.1.5", ttl=1) / UDP() / b"t"
+    yield "frag_needed_vxlan_decap", UPLINK, eth / IP(src="192.168.5.10", dst=NODE) / UDP(sport=50000, dport=4789) / \
+        VXLAN(vni=1) / Ether(src="02:00:00:00:00:04", dst="02:00:00:00:00:0c") / IP(
+            src="10.244.3.9", dst="10.244.2.9", flags="DF") / UDP() / (b"m" * 1440)
+    yield "ttl_1_from_kernel", HOST, eth / IP(src=NODE, dst="10.244.1.5", ttl=1) / UDP(dport=33434)
+    yield "ttl_1_icmp_error", HOST, eth / IP(src="10.244.0.7", dst="10.244.1.5", ttl=1) / ICMP(type=3) / \
+        IP(src="10.244.1.5", dst="10.244.0.7") / UDP()
 
 
 def main(out_dir):
