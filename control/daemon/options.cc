@@ -58,6 +58,8 @@ po::options_description describe() {
          "seconds: TTL of this node's Flannel subnet lease, for its first --pod-cidr (renewed at a third of it)")
         ("etcd-start-wait", po::value<std::int64_t>()->default_value(5000),
          "ms to wait for etcd's first read at start before the table is reconciled without it")
+        ("etcd-watch-check", po::value<std::int64_t>()->default_value(30'000),
+         "ms of watch silence after which etcd is asked whether the range moved on (a stalled watch is restarted)")
         ("node-name", po::value<std::string>(), "this node's name (Calico block affinity; default the hostname)")
         ("vtep-mac", po::value<std::string>(), "this node's VXLAN VTEP MAC, for its Flannel lease (vxlan backend)")
         // Flannel gives a node one subnet: the lease is for the first --pod-cidr.
@@ -128,7 +130,7 @@ Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
     const bool any = vm.count("etcd-prefix") || vm.count("etcd-cafile") || vm.count("etcd-certfile") ||
                      vm.count("etcd-keyfile") || vm.count("vtep-mac") || vm.count("node-name") ||
                      !vm["etcd-layout"].defaulted() || !vm["etcd-lease-ttl"].defaulted() ||
-                     !vm["etcd-start-wait"].defaulted();
+                     !vm["etcd-start-wait"].defaulted() || !vm["etcd-watch-check"].defaulted();
     if (!vm.count("etcd-endpoints"))
         return any ? Status(invalid("--etcd-* options, --node-name and --vtep-mac need --etcd-endpoints")) : ok();
     etcd::EtcdSourceOptions e;
@@ -179,6 +181,10 @@ Status etcd_options(const po::variables_map& vm, DaemonOptions& o) {
     if (wait < 0 || wait > 60'000)
         return invalid("--etcd-start-wait " + std::to_string(wait) + " is out of range 0..60000 ms");
     o.etcd_start_wait = std::chrono::milliseconds(wait);
+    const auto check = vm["etcd-watch-check"].as<std::int64_t>();
+    if (check < 100 || check > 3'600'000)
+        return invalid("--etcd-watch-check " + std::to_string(check) + " is out of range 100..3600000 ms");
+    e.watch_check = std::chrono::milliseconds(check);
     o.etcd = std::move(e);
     return ok();
 }

@@ -260,6 +260,9 @@ EtcdClient::RequestId EtcdClient::latest(const std::string& key, const std::stri
     protowire::put_uint(message, 3, 1);   // limit
     protowire::put_uint(message, 5, 2);   // sort_order DESCEND
     protowire::put_uint(message, 6, 3);   // sort_target MOD
+    // From the member's own store, as the watch is: no round through the
+    // leader for a question only about what this member has sent us.
+    protowire::put_uint(message, 7, 1);   // serializable
     protowire::put_uint(message, 8, 1);   // keys_only
     return send_range(std::move(message), true, std::move(done));
 }

@@ -70,8 +70,9 @@ public:
     RequestId range(const std::string& key, const std::string& range_end,
                     std::function<void(Result<RangeAnswer>)> done);
     // The key of [key, range_end) changed last (its name and mod_revision
-    // only; no kvs when the range is empty): one small answer, whatever the
-    // range holds.
+    // only; no kvs when the range is empty): a small answer, but etcd sorts
+    // the whole range for it (a sorted Range ignores the limit until after
+    // the sort). Serializable: this member's store.
     RequestId latest(const std::string& key, const std::string& range_end,
                      std::function<void(Result<RangeAnswer>)> done);
     // Every change in [key, range_end) from start_revision on. on_message per

@@ -1,5 +1,7 @@
 #include "control/etcd/etcd_source.h"
 
+#include "control/etcd/watch_liveness.h"
+
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -197,7 +199,7 @@ private:
     }
 
     void on_watch(Result<WatchMessage> message) {
-        ++watch_messages_;
+        liveness_.on_message(Clock::now());
         if (!message) {
             // A message we cannot read would come again from the same
             // revision: read everything instead (etcd's own errors, as when
@@ -231,7 +233,8 @@ private:
             phase_ = Phase::kUp;
             attempts_ = 0;
             last_error_.reset();
-            schedule_watch_check(options_.watch_check);
+            liveness_.reset(Clock::now());
+            schedule_watch_check();
         }
         // Several events of one message may touch one prefix: its last state wins.
         std::map<Prefix4, std::optional<EtcdRoute>> changed;
@@ -269,53 +272,47 @@ private:
 
 
 
-    // ---- a watch that went silent ----
-    //
-    // A watch stream can stall with its TCP connection alive: etcd (or its
-    // HTTP gateway) stops sending to a watcher that fell far behind, and no
-    // compaction notice or error ever comes (seen under load in CI: the
-    // watch stopped 250 revisions behind, the table stale for good). Every
-    // watch_check of silence, the range's most recently modified key is
-    // read: newer than what the watch delivered, with nothing received
-    // since, twice a second apart, means stalled, and the watch is started
-    // again from where it was (etcd then sends the events, or the
-    // compaction notice that leads to a full read). Deletions leave no key
-    // to see, so a stall during deletes only is found at the next put.
+    // ---- a watch that went silent (watch_liveness.h) ----
 
-    void schedule_watch_check(milliseconds after) {
-        watch_check_at_ = Clock::now() + after;
+    void schedule_watch_check() {
+        watch_check_at_ = liveness_.next_check();
         arm_timer();
     }
 
     void stop_watch_check() {
         watch_check_at_.reset();
-        suspect_since_messages_.reset();
         if (probe_request_ != 0)
             client_.cancel(std::exchange(probe_request_, 0));
     }
 
+    // The timer is set lazily: messages only move the liveness's clock, and
+    // a check that is not due yet sets the timer again.
     void check_watch() {
         if (phase_ != Phase::kUp || request_ == 0 || probe_request_ != 0)
             return;
-        if (std::exchange(messages_at_last_check_, watch_messages_) != watch_messages_ && !suspect_since_messages_)
-            return schedule_watch_check(options_.watch_check);   // not silent
-        const std::uint64_t messages_at_probe = watch_messages_;
+        if (!liveness_.due(Clock::now()))
+            return schedule_watch_check();
+        const std::uint64_t messages_at_probe = liveness_.messages();
         probe_request_ = client_.latest(layout_->range_begin(), layout_->range_end(),
                                         [this, messages_at_probe](Result<RangeAnswer> answer) {
             probe_request_ = 0;
-            const bool silent = watch_messages_ == messages_at_probe;
-            const bool behind = answer && !answer->kvs.empty() && answer->kvs.front().mod_revision > revision_;
-            if (!(silent && behind)) {
-                suspect_since_messages_.reset();
-                return schedule_watch_check(options_.watch_check);
+            if (!answer && last_probe_error_ != answer.error().message) {
+                last_probe_error_ = answer.error().message;
+                spdlog::warn("etcd: checking the watch: {}", last_probe_error_);
             }
-            if (!suspect_since_messages_ || *suspect_since_messages_ != watch_messages_) {
-                suspect_since_messages_ = watch_messages_;   // an event may be on its way: look again
-                return schedule_watch_check(milliseconds(1000));
+            std::optional<std::int64_t> newest;
+            if (answer && !answer->kvs.empty())
+                newest = answer->kvs.front().mod_revision;
+            switch (liveness_.on_probe(messages_at_probe, newest, revision_, Clock::now())) {
+            case WatchLiveness::Verdict::kAlive:
+            case WatchLiveness::Verdict::kLookAgain:
+                return schedule_watch_check();
+            case WatchLiveness::Verdict::kStalled:
+                break;
             }
             ++watch_restarts_;
             spdlog::warn("etcd: the watch is silent at revision {} while {} changed at {}: starting it again",
-                         revision_, answer->kvs.front().key, answer->kvs.front().mod_revision);
+                         revision_, answer->kvs.front().key, *newest);
             stop_watch_check();
             http_.cancel(std::exchange(request_, 0));
             watch_from(revision_ + 1);
@@ -562,11 +559,10 @@ private:
     std::uint64_t events_ = 0;
     std::optional<Clock::time_point> reconnect_at_;
     std::optional<Clock::time_point> watch_deadline_;   // a watch not yet "created"
-    std::uint64_t watch_messages_ = 0;                  // messages received on any watch
+    WatchLiveness liveness_{options_.watch_check};
     std::optional<Clock::time_point> watch_check_at_;
     HttpClient::RequestId probe_request_ = 0;
-    std::optional<std::uint64_t> suspect_since_messages_;   // silent and behind at the last check
-    std::uint64_t messages_at_last_check_ = 0;
+    std::string last_probe_error_;
     std::uint64_t watch_restarts_ = 0;
 
     LeaseStatus lease_;

@@ -60,9 +60,13 @@ class StallProxy:
         while not self.closing:
             try:
                 client, _ = self.listener.accept()
+            except OSError:
+                continue
+            try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
                 upstream.settimeout(None)
             except OSError:
+                client.close()   # etcd is down: the client sees the refusal at once
                 continue
             c = _Connection(client, upstream)
             with self.lock:

@@ -123,7 +123,7 @@ def test_stalled_watch(bins):
     was (no full read: nothing was compacted)."""
     with EtcdCluster() as etcd, StallProxy(etcd.url()) as proxy:
         setup(etcd)
-        node = Node(bins, "rss", args=etcd_args(etcd, endpoints=[proxy.url()]))
+        node = Node(bins, "rss", args=etcd_args(etcd, endpoints=[proxy.url()], etcd_watch_check=1000))
         try:
             settled(node, etcd, "six leases learned through the relay")
             before = node.etcd()
@@ -289,7 +289,7 @@ def test_many(bins):
         leases = [(lease_key(f"10.{1 + i // 250}.{i % 250}.0/24"), flannel_lease(f"10.168.0.{10 + i % 200}"))
                   for i in range(2000)]
         etcd.put_many([(k, json.dumps(v)) for k, v in leases])
-        node = Node(bins, "rsm", pod_cidr=own, args=etcd_args(etcd))
+        node = Node(bins, "rsm", pod_cidr=own, args=etcd_args(etcd, etcd_watch_check=1000))
         try:
             want = flannel_expected(etcd.get_all(FLANNEL + "/")[1], own)
             check(len(want) == 2000 and node.etcd_table() == want and node.changes() == 2000,
@@ -299,6 +299,8 @@ def test_many(bins):
             check(len(flannel_expected(etcd.get_all(FLANNEL + "/")[1], own)) == 1750, "(1750 leases left)")
             settled(node, etcd, "250 deleted at once, 250 modified", seconds=30, own=own)
             check(node.changes() == 2500, f"exactly 500 more changes ({node.changes() - 2000})")
+            time.sleep(3)   # not a synchronisation: a quiet spell of three watch checks
+            check(node.etcd()["watch_restarts"] == 0, "a healthy watch, busy then quiet, is never restarted")
         finally:
             node.close()
 
