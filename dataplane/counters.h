@@ -22,6 +22,7 @@ enum class Action : std::uint8_t {
     kArpReply,          // an ARP request for us answered (the packet became the reply)
     kIcmpTimeExceeded,  // the packet became an ICMP time exceeded (RFC 792) to its source
     kIcmpFragNeeded,    // the packet became an ICMP fragmentation needed (RFC 1191) with the next-hop MTU
+    kLocalTtlOne,       // the node's own packet sent with TTL 1, passed on unexpired (then counted as routed)
     kCount
 };
 

@@ -159,6 +159,17 @@ std::uint16_t ExceptionPath::next_hop_mtu(std::uint32_t dst) const noexcept {
 ExceptionResult ExceptionPath::icmp_error(PortRole from, Verdict punt, PacketView& pkt, std::uint64_t now_ns,
                                           LcoreCounters& counters) noexcept {
     const bool ttl = punt == Verdict::kPuntTtlExceeded;
+    // The node's own packet with TTL 1 (single-hop eBGP, a traceroute's
+    // first probe): for the kernel the dataplane is its NIC, not a hop, so
+    // the packet leaves as sent. Its TTL goes up by one here, and the
+    // forwarder's pass (as for any packet from the host port) takes it
+    // down again.
+    if (ttl && from == PortRole::kHost && pkt.len >= kEthIp && ip_of(pkt).source() == config_.node_ip &&
+        ip_of(pkt).ttl == 1) {
+        ipv4_increment_ttl(ip_of(pkt));
+        counters.count(Action::kLocalTtlOne);
+        return ExceptionResult::kRoute;
+    }
     const std::uint32_t quoted = quotable(from, punt, pkt, config_.node_ip);
     if (quoted == 0) {
         counters.count(ttl ? Drop::kTtlExceeded : Drop::kMtuExceeded);

@@ -12,8 +12,12 @@
 //
 // - ARP (RFC 826): requests for the node IP on the uplink are answered; on
 //   the host port (the kernel's end of a point-to-point TAP) every request
-//   but those for the node IP is answered with the uplink MAC (proxy ARP),
-//   so that the kernel hands all its traffic to the dataplane.
+//   is answered with the uplink MAC (proxy ARP), so that the kernel hands
+//   all its traffic to the dataplane; except those for the node IP itself,
+//   for 0.0.0.0, probes and announcements (the kernel's duplicate-address
+//   checks must see no answer).
+// - The node's own packets with TTL 1 (source the node IP, from the host
+//   port) are passed on unexpired: for the kernel the dataplane is its NIC.
 //   Next step, not done yet: learning neighbours from replies (resolving
 //   next hops' MACs), which needs a channel to the table's writer; until
 //   then replies are dropped as kArpIgnored.
@@ -62,10 +66,11 @@ enum class ExceptionResult : std::uint8_t {
     kToUplink,   // send on the uplink as rewritten
     kToHost,     // send to the host port as rewritten
     kDrop,       // free it: counted already
-    // An ICMP error from the node IP to a remote source: route it with
-    // Forwarder::process as if the host port had sent it (its Ethernet
-    // header says so: host_mac to uplink_mac). The forwarder counts it again,
-    // under what it does with it, as it counts a decapsulated packet twice.
+    // Route it with Forwarder::process as if the host port had sent it
+    // (its Ethernet header says so: host_mac to uplink_mac): an ICMP error
+    // from the node IP to a remote source, or the node's own TTL-1 packet
+    // passed on unexpired. The forwarder counts it again, under what it
+    // does with it, as it counts a decapsulated packet twice.
     kRoute,
 };
 

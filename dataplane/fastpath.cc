@@ -15,7 +15,7 @@ using namespace proto;
 const char* action_name(Action a) noexcept {
     static constexpr const char* kNames[] = {"host_gw",     "ipip_encap", "vxlan_encap", "ipip_decap",
                                              "vxlan_decap", "to_host",    "arp_reply",   "icmp_time_exceeded",
-                                             "icmp_frag_needed"};
+                                             "icmp_frag_needed", "local_ttl_one"};
     static_assert(std::size(kNames) == static_cast<unsigned>(Action::kCount));
     return kNames[static_cast<unsigned>(a)];
 }

@@ -38,9 +38,11 @@
 // - A REACHABLE entry older than reachable_ns counts as STALE wherever it is
 //   looked at, whether or not tick() has run since: resolve() probes it.
 // - ARP that is not a reply to us (requests, gratuitous ARP, replies to
-//   someone else) only updates neighbours already tracked, as Linux does
-//   with unsolicited ARP: anyone may send it, and creating entries from it
-//   would let the segment fill the table. A changed MAC from it makes the
+//   someone else) only updates neighbours already tracked: anyone may send
+//   it, and creating entries from it would let the segment fill the table.
+//   (Linux, following RFC 826's merge rule, does create a STALE entry for
+//   the sender of a request addressed to it; a router resolving only its
+//   next hops has no use for one.) A changed MAC from it makes the
 //   entry STALE (to be probed on next use) rather than REACHABLE: nobody
 //   asked, so nothing confirms it.
 // - Every held handle comes back exactly once: with a MAC from on_arp(), or

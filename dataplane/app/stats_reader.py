@@ -11,7 +11,8 @@ STATE_RUNNING = 2
 # action_name() and drop_name() of dataplane/fastpath.cc, in enum order. The
 # segment's header carries the counts, so a reader notices an enum that grew.
 ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host",
-           "arp_reply", "icmp_time_exceeded", "icmp_frag_needed"]
+           "arp_reply", "icmp_time_exceeded", "icmp_frag_needed",
+           "local_ttl_one"]
 DROPS = ["short_frame", "not_for_us", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
          "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
          "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",

@@ -239,12 +239,12 @@ private:
             rte_mbuf* m = b_.routed[i];
             PacketView& p = b_.routed_views[i];
             Verdict v = b_.routed_verdicts[i];
-            // A second punt ends here: the exception path counts it and,
-            // the routed packets being ICMP errors, never answers it with
-            // another error (RFC 1812 4.3.2.7), so it returns kDrop. The
-            // error is small (at most 96 bytes of IP), TTL 64 and DF clear,
-            // so no punt is expected at all; whatever it returns, nothing
-            // goes round again.
+            // A second punt ends here, whatever the exception path says:
+            // nothing goes round again. Routed ICMP errors are small (at
+            // most 96 bytes of IP), TTL 64 and DF clear, and are never
+            // answered with an error (RFC 1812 4.3.2.7); the node's own
+            // TTL-1 packet, passed on, may still be over the MTU with DF
+            // set: its fragmentation needed goes to the kernel.
             if (is_punt(v)) [[unlikely]] {
                 const ExceptionResult again = exception_.handle(PortRole::kHost, v, p, now_ns, counters_);
                 v = again == ExceptionResult::kToUplink ? Verdict::kUplink

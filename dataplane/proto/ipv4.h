@@ -80,21 +80,35 @@ inline bool ipv4_header_checksum_ok(const void* header) noexcept {
     return sum % 0xffff == 0 && sum != 0;
 }
 
-// TTL - 1 with the checksum updated incrementally (RFC 1624 eqn. 3:
-// HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and
-// protocol. With m' = m - 0x0100 (TTL >= 1), ~m + m' is always 0xfeff.
+// The TTL moved by one with the checksum updated incrementally (RFC 1624
+// eqn. 3: HC' = ~(~HC + ~m + m')), m being the 16-bit word holding TTL and
+// protocol. With m' = m -/+ 0x0100, ~m + m' is always 0xfeff / 0x0100.
 // Done on the checksum as it lies in memory, without byte swaps: one's
 // complement sums commute with swapping bytes (RFC 1071 section 2B), so
-// on a little-endian machine the constant is 0xfeff swapped, 0xfffe (the
-// same result as the byte-swapped form for every one of the 65536 checksums).
-inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
-    --h.ttl;
+// on a little-endian machine the constant is swapped (the same result as
+// the byte-swapped form for every one of the 65536 checksums).
+inline void ipv4_add_to_checksum(Ipv4Hdr& h, std::uint16_t big_endian_delta) noexcept {
+    const std::uint16_t delta = std::endian::native == std::endian::little
+                                    ? static_cast<std::uint16_t>(big_endian_delta << 8 | big_endian_delta >> 8)
+                                    : big_endian_delta;
     std::uint16_t raw;
     std::memcpy(&raw, h.checksum, 2);
-    std::uint32_t sum = static_cast<std::uint16_t>(~raw) + (std::endian::native == std::endian::little ? 0xfffeu : 0xfeffu);
+    std::uint32_t sum = static_cast<std::uint16_t>(~raw) + std::uint32_t{delta};
     sum = (sum & 0xffff) + (sum >> 16);
     raw = static_cast<std::uint16_t>(~sum);
     std::memcpy(h.checksum, &raw, 2);
+}
+
+inline void ipv4_decrement_ttl(Ipv4Hdr& h) noexcept {
+    --h.ttl;
+    ipv4_add_to_checksum(h, 0xfeff);
+}
+
+// The inverse: only for a packet about to pass a decrement it must not pay
+// (TTL <= 254).
+inline void ipv4_increment_ttl(Ipv4Hdr& h) noexcept {
+    ++h.ttl;
+    ipv4_add_to_checksum(h, 0x0100);
 }
 
 // Writes a 20-byte header with its checksum, summed from the values being

@@ -557,18 +557,24 @@ class IcmpErrors(FastPathCase):
                           "eth:ethertype:ip:icmp:ip:udp", "eth:ethertype:ip:icmp:ip:icmp"])
         self.assert_counters(r, actions={"icmp_time_exceeded": len(pkts), "to_host": len(pkts)})
 
-    def test_ttl_expired_from_the_kernel_goes_straight_back(self):
-        # The node's own packet (traceroute from the node): the error is the
-        # kernel's directly, not routed.
-        pkt = from_host(HOSTGW_POD, src=NODE_IP, ttl=1, sport=33434, dport=33434)
-        r = self.forward([pkt])
-        self.assertEqual(r.uplink, [])
-        self.assertEqual(len(r.host), 1)
-        self.assert_eth(r.host[0], HOST_MAC, UPLINK_MAC)
-        self.assert_icmp_error(r.host[0][14:], NODE_IP, NODE_IP, 11, 0, ip_bytes(pkt))
-        self.check_tshark(r.host_pcap, [{"ip.src": "%s,%s" % (NODE_IP, NODE_IP), "ip.dst": "%s,%s" % (NODE_IP, HOSTGW_POD),
-                                         "icmp.type": "11", "icmp.code": "0"}])
-        self.assert_counters(r, actions={"icmp_time_exceeded": 1})
+    def test_the_nodes_own_ttl_one_leaves_unexpired(self):
+        # The node's own packet with TTL 1 (single-hop eBGP, a traceroute's
+        # first probe): the dataplane is the kernel's NIC, not a hop, so it
+        # leaves as sent, TTL and checksum included; through a tunnel the
+        # inner header keeps TTL 1 too.
+        bgp = from_host(HOSTGW_POD, src=NODE_IP, ttl=1, proto="tcp", sport=40179, dport=179)
+        probe = from_host(IPIP_POD, src=NODE_IP, ttl=1, sport=33434, dport=33434)
+        r = self.forward([bgp, probe])
+        self.assertEqual(r.host, [])
+        self.assertEqual(len(r.uplink), 2)
+        self.assert_eth(r.uplink[0], N3_MAC, UPLINK_MAC)
+        self.assertEqual(r.uplink[0][14:], ip_bytes(bgp), "host-gw: the IP packet exactly as the kernel sent it")
+        self.assertEqual(r.uplink[1][34:], ip_bytes(probe), "IPIP: the inner packet exactly as sent")
+        self.assertEqual(tshark(r.uplink_pcap, ["ip.src", "ip.dst", "ip.ttl", "ip.checksum.status"]), [
+            {"ip.src": NODE_IP, "ip.dst": HOSTGW_POD, "ip.ttl": "1", "ip.checksum.status": "1"},
+            {"ip.src": "%s,%s" % (NODE_IP, NODE_IP), "ip.dst": "%s,%s" % (N4_IP, IPIP_POD), "ip.ttl": "64,1",
+             "ip.checksum.status": "1,1"}])
+        self.assert_counters(r, actions={"local_ttl_one": 2, "host_gw": 1, "ipip_encap": 1})
 
     def test_ttl_expired_after_ipip_decap_goes_back_through_ipip(self):
         inner = inner_ip(HOSTGW_POD, src="10.244.2.7", ttl=1)

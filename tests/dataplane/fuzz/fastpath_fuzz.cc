@@ -95,7 +95,8 @@ std::uint64_t drops_counted(const dp::LcoreCounters& c) {
 }
 
 std::uint64_t exception_actions(const dp::LcoreCounters& c) {
-    return c.of(dp::Action::kArpReply) + c.of(dp::Action::kIcmpTimeExceeded) + c.of(dp::Action::kIcmpFragNeeded);
+    return c.of(dp::Action::kArpReply) + c.of(dp::Action::kIcmpTimeExceeded) + c.of(dp::Action::kIcmpFragNeeded) +
+           c.of(dp::Action::kLocalTtlOne);
 }
 
 void check_view(const dp::PacketView& p, const std::uint8_t* begin, std::uint32_t min_len) {
@@ -154,10 +155,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     unsigned n_routed = 0;
     const auto handle = [&](dp::PortRole port, dp::Verdict punt, dp::PacketView& p, const std::uint8_t* begin) {
         const std::uint64_t before = drops_counted(counters) + exception_actions(counters);
+        const std::uint64_t passed_on = counters.of(dp::Action::kLocalTtlOne);
         const dp::ExceptionResult r = exception.handle(port, punt, p, 0, counters);
         if (drops_counted(counters) + exception_actions(counters) != before + 1)
             std::abort();   // a punt not counted, or counted twice
-        if (r != dp::ExceptionResult::kDrop) {
+        if (counters.of(dp::Action::kLocalTtlOne) != passed_on) {
+            // The node's own TTL-1 packet, passed on: TTL 2 for the routing pass, checksum whole.
+            check_view(p, begin, 34);
+            if (r != dp::ExceptionResult::kRoute || p.data[proto::EtherHdr::kSize + 8] != 2 ||
+                !proto::ipv4_header_checksum_ok(p.data + proto::EtherHdr::kSize))
+                std::abort();
+        } else if (r != dp::ExceptionResult::kDrop) {
             check_view(p, begin, 14);
             check_answer(punt, p);
         }

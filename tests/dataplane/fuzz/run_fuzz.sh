@@ -13,6 +13,7 @@ cleanup() {
 trap cleanup EXIT
 /usr/bin/python3 "$make_corpus" "$work/corpus"
 cd "$work"
-"$target" -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 "$work/corpus" &
+# libFuzzer's own exit code for a crash is 77, which meson reads as "skipped".
+"$target" -max_total_time="$seconds" -error_exitcode=1 -timeout_exitcode=1 -rss_limit_mb=1024 -print_final_stats=1 "$work/corpus" &
 pid=$!
 wait "$pid"

@@ -654,17 +654,40 @@ TEST_F(ExceptionPathTest, NextHopMtuNeverBelowIpv4Minimum) {
 // The kernel's own packet (from the host port, the node IP as source): the
 // error goes straight back to it.
 TEST_F(ExceptionPathTest, ErrorsAboutTheKernelsPacketsGoToTheHost) {
-    IpPacket p = udp_packet();
+    IpPacket p = udp_packet(2000);   // DF over the MTU: the kernel learns the path MTU
+    p.ttl = 64;
     p.src = ip("10.168.0.2");
     p.eth_src = kHostMac;
     p.eth_dst = kUplinkMac;
     const Bytes original = frame_of(p);
     Buffer buf(original);
-    ASSERT_EQ(run(PortRole::kHost, Verdict::kPuntTtlExceeded, buf), ExceptionResult::kToHost);
-    Expected e;
-    e.eth_dst = kHostMac;
-    e.eth_src = kUplinkMac;
-    EXPECT_EQ(buf.frame(), expected_error(original, e));
+    ASSERT_EQ(run(PortRole::kHost, Verdict::kPuntFragNeeded, buf), ExceptionResult::kToHost);
+    EXPECT_EQ(counters_.of(Action::kIcmpFragNeeded), 1u);
+    EXPECT_EQ(buf.frame()[14 + 20], 3) << "destination unreachable";
+    EXPECT_EQ(get_mac(buf.frame(), 0), kHostMac);
+    EXPECT_EQ(get_mac(buf.frame(), 6), kUplinkMac);
+}
+
+TEST_F(ExceptionPathTest, TheKernelsOwnTtlOneIsPassedOnUnexpired) {
+    IpPacket p = udp_packet();
+    p.src = ip("10.168.0.2");
+    p.eth_src = kHostMac;
+    p.eth_dst = kUplinkMac;
+    Bytes original = frame_of(p);
+    Buffer buf(original);
+    ASSERT_EQ(run(PortRole::kHost, Verdict::kPuntTtlExceeded, buf), ExceptionResult::kRoute);
+    EXPECT_EQ(counters_.of(Action::kLocalTtlOne), 1u);
+    // TTL 2 with a checksum summed from scratch: the forwarder's decrement
+    // gives back exactly what the kernel sent.
+    original[14 + 8] = 2;
+    original[14 + 10] = original[14 + 11] = 0;
+    const unsigned sum = naive_checksum(original, 14, 20);
+    original[14 + 10] = static_cast<std::uint8_t>(sum >> 8);
+    original[14 + 11] = static_cast<std::uint8_t>(sum);
+    EXPECT_EQ(buf.frame(), original);
+    // Only TTL 1 and only from the host port: a spoofed one from the uplink gets nothing.
+    Buffer spoofed(frame_of(p));
+    EXPECT_EQ(run(PortRole::kUplink, Verdict::kPuntTtlExceeded, spoofed), ExceptionResult::kDrop);
 }
 
 TEST_F(ExceptionPathTest, IpIdsCountUpAndWrap) {
