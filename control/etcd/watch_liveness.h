@@ -23,7 +23,7 @@ public:
     // A new watch (or none): forget what was suspected.
     void reset(Clock::time_point now) {
         last_message_at_ = now;
-        suspect_at_messages_.reset();
+        suspected_ = false;
     }
     void on_message(Clock::time_point now) {
         last_message_at_ = now;
@@ -33,7 +33,7 @@ public:
     // When to look next: `interval` after the last message, or a second
     // after a suspicion.
     Clock::time_point next_check() const {
-        return suspect_at_messages_ ? suspected_at_ + kConfirmAfter : last_message_at_ + interval_;
+        return suspected_ ? suspected_at_ + kConfirmAfter : last_message_at_ + interval_;
     }
     // Whether a probe is worth sending at `now`.
     bool due(Clock::time_point now) const { return now >= next_check(); }
@@ -48,16 +48,20 @@ public:
         const bool silent = messages_ == messages_at_probe;
         const bool behind = newest_revision && *newest_revision > applied_revision;
         if (!(silent && behind)) {
-            suspect_at_messages_.reset();
+            suspected_ = false;
             if (silent)
                 last_message_at_ = now;   // nothing to catch up with: wait a whole interval again
             return Verdict::kAlive;
         }
-        if (suspect_at_messages_ && *suspect_at_messages_ == messages_) {
-            suspect_at_messages_.reset();
+        if (suspected_ && suspect_at_messages_ == messages_) {
+            suspected_ = false;
             return Verdict::kStalled;
         }
-        suspect_at_messages_ = messages_;   // an event may be on its way: look again
+        // An event may be on its way: look again. (A bool beside the count
+        // rather than std::optional: g++ 12 with ASan at -O2 takes the
+        // optional's value for uninitialised.)
+        suspected_ = true;
+        suspect_at_messages_ = messages_;
         suspected_at_ = now;
         return Verdict::kLookAgain;
     }
@@ -66,7 +70,8 @@ private:
     std::chrono::milliseconds interval_;
     Clock::time_point last_message_at_{};
     std::uint64_t messages_ = 0;
-    std::optional<std::uint64_t> suspect_at_messages_;
+    bool suspected_ = false;                 // silent and behind at the last probe
+    std::uint64_t suspect_at_messages_ = 0;  // the message count then
     Clock::time_point suspected_at_{};
 };
 
