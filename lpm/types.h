@@ -35,12 +35,21 @@ struct NextHop {
     std::uint8_t flags = 0;            // NextHop::kMacResolved, ...
     std::array<std::uint8_t, 6> mac{}; // L2 next hop on the uplink: the node's MAC, or the gateway's
     std::array<std::uint8_t, 6> vtep_mac{};   // VXLAN: the remote VTEP's MAC (inner destination)
-    std::uint32_t reserved0 = 0;   // room for later fields (MTU, egress queue)
-    std::uint32_t reserved1 = 0;
+    // Whose MAC `mac` is (host byte order): node_ip on the uplink subnet,
+    // the gateway off it. The dataplane resolves it with ARP while the MAC
+    // is unknown. 0 (a record from a writer before this field): node_ip.
+    Ipv4Addr l2_ip = 0;
+    std::uint32_t reserved1 = 0;       // room for later fields (MTU, egress queue)
 
     static constexpr std::uint8_t kMacResolved = 1;
+    // The uplink subnet's connected route: the L2 next hop is each packet's
+    // own destination, so the record never holds a MAC; the dataplane
+    // resolves and rewrites such packets in its exception path.
+    static constexpr std::uint8_t kConnected = 2;
 
     bool mac_resolved() const noexcept { return flags & kMacResolved; }
+    bool connected() const noexcept { return flags & kConnected; }
+    Ipv4Addr l2_nexthop() const noexcept { return l2_ip != 0 ? l2_ip : node_ip; }
     friend bool operator==(const NextHop&, const NextHop&) = default;
 };
 static_assert(sizeof(NextHop) == 32);
