@@ -119,6 +119,7 @@ Control::json Control::etcd_json() const {
             {"lease", std::move(lease)},
             {"syncs", s.syncs},
             {"events", s.events},
+            {"watch_checks", s.watch_checks},
             {"watch_restarts", s.watch_restarts},
             {"last_error", s.last_error ? json(*s.last_error) : json(nullptr)}};
 }

@@ -118,6 +118,7 @@ public:
             s.lease = lease_;
         s.syncs = syncs_;
         s.events = events_;
+        s.watch_checks = watch_checks_;
         s.watch_restarts = watch_restarts_;
         s.last_error = last_error_;
         return s;
@@ -293,6 +294,7 @@ private:
         if (!liveness_.due(Clock::now()))
             return schedule_watch_check();
         const std::uint64_t messages_at_probe = liveness_.messages();
+        ++watch_checks_;
         probe_request_ = client_.latest(layout_->range_begin(), layout_->range_end(),
                                         [this, messages_at_probe](Result<RangeAnswer> answer) {
             probe_request_ = 0;
@@ -563,6 +565,7 @@ private:
     std::optional<Clock::time_point> watch_check_at_;
     HttpClient::RequestId probe_request_ = 0;
     std::string last_probe_error_;
+    std::uint64_t watch_checks_ = 0;
     std::uint64_t watch_restarts_ = 0;
 
     LeaseStatus lease_;

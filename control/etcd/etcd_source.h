@@ -83,6 +83,7 @@ struct EtcdStatus {
     std::optional<LeaseStatus> lease;
     std::uint64_t syncs = 0;    // full reads applied
     std::uint64_t events = 0;   // watch events applied
+    std::uint64_t watch_checks = 0;     // probes of a quiet watch (newest key asked for)
     std::uint64_t watch_restarts = 0;   // watches found stalled and restarted
     std::optional<std::string> last_error;
 };

@@ -299,7 +299,8 @@ def test_many(bins):
             check(len(flannel_expected(etcd.get_all(FLANNEL + "/")[1], own)) == 1750, "(1750 leases left)")
             settled(node, etcd, "250 deleted at once, 250 modified", seconds=30, own=own)
             check(node.changes() == 2500, f"exactly 500 more changes ({node.changes() - 2000})")
-            time.sleep(3)   # not a synchronisation: a quiet spell of three watch checks
+            checks = node.etcd()["watch_checks"]
+            wait_until(lambda: node.etcd()["watch_checks"] >= checks + 3, 15, "three checks of the quiet watch")
             check(node.etcd()["watch_restarts"] == 0, "a healthy watch, busy then quiet, is never restarted")
         finally:
             node.close()
