@@ -23,6 +23,10 @@ enum class Action : std::uint8_t {
     kIcmpTimeExceeded,  // the packet became an ICMP time exceeded (RFC 792) to its source
     kIcmpFragNeeded,    // the packet became an ICMP fragmentation needed (RFC 1191) with the next-hop MTU
     kLocalTtlOne,       // the node's own packet sent with TTL 1, passed on unexpired (then counted as routed)
+    // The resolver (resolver.h): ARP on the wire for next hops without a MAC.
+    kArpRequest,        // an ARP request sent (broadcast, unicast probe, or our announcement): a frame of its own
+    kArpLearned,        // an ARP frame not answered that told a tracked neighbour's MAC (replies to us among them)
+    kHeldSent,          // a packet held for its neighbour, sent once it answered (then counted as routed too)
     kCount
 };
 
@@ -39,7 +43,7 @@ enum class Drop : std::uint8_t {
     kNoRoute,
     kBlackhole,          // route to a drop next hop
     kNextHopGone,        // route's next hop deleted under us
-    kUnresolvedNextHop,  // MAC not known yet (the hold queue and ARP resolution come later)
+    kUnresolvedNextHop,  // no MAC and no L2 IP to resolve, or no resolver on this lcore
     kIpipUnknownSource,  // IPIP from a node that is no route's next hop
     kVxlanBadHeader,     // I flag missing, or UDP length wrong
     kVxlanWrongVni,
@@ -54,6 +58,12 @@ enum class Drop : std::uint8_t {
     // than the first, a broadcast or multicast).
     kArpIgnored,         // malformed, not a request for us, or not IPv4-over-Ethernet
     kIcmpRateLimited,    // the lcore's ICMP token bucket was empty
+    // The resolver: a packet whose next hop has no MAC, not held.
+    kHoldQueueFull,      // its neighbour's hold queue (or all of them together) was full
+    kNeighbourFailed,    // its neighbour did not answer: refused while failed, or held and freed when it failed
+    kNeighbourTableFull, // no room for another neighbour
+    kResolverBusy,       // another lcore's packet: the ring to the resolver lcore was full
+    kHeldAtExit,         // still held when the dataplane stopped
     kCount
 };
 

@@ -105,6 +105,9 @@ ExceptionResult ExceptionPath::handle(PortRole from, Verdict punt, PacketView& p
     case Verdict::kPuntTtlExceeded:
     case Verdict::kPuntFragNeeded:
         return icmp_error(from, punt, pkt, now_ns, counters);
+    case Verdict::kPuntUnresolved:   // the resolver's; without one nothing can be done with it
+        counters.count(Drop::kUnresolvedNextHop);
+        return ExceptionResult::kDrop;
     default:
         break;
     }
@@ -112,14 +115,21 @@ ExceptionResult ExceptionPath::handle(PortRole from, Verdict punt, PacketView& p
     return ExceptionResult::kDrop;
 }
 
-ExceptionResult ExceptionPath::arp(PortRole from, PacketView& pkt, LcoreCounters& counters) const noexcept {
+ExceptionResult ExceptionPath::arp(PortRole from, PacketView& pkt, LcoreCounters& counters,
+                                   bool learned) const noexcept {
+    const auto unanswered = [&] {
+        if (learned)
+            counters.count(Action::kArpLearned);
+        else
+            counters.count(Drop::kArpIgnored);
+        return ExceptionResult::kDrop;
+    };
     const ArpHdr* request = arp_of_frame(pkt.data, pkt.len);
     // Not answered: replies; announcements, which ask nothing; a group
     // sender MAC, which would make our answer a broadcast.
     if (request == nullptr || request->opcode() != kArpOpRequest || request->is_gratuitous() ||
         !is_unicast(request->sender_mac)) {
-        counters.count(Drop::kArpIgnored);
-        return ExceptionResult::kDrop;
+        return unanswered();
     }
     const std::uint32_t target = request->target_ip();
     bool answer;
@@ -135,8 +145,7 @@ ExceptionResult ExceptionPath::arp(PortRole from, PacketView& pkt, LcoreCounters
         answer = target != config_.node_ip && target != 0 && !request->is_probe();
     }
     if (!answer) {
-        counters.count(Drop::kArpIgnored);
-        return ExceptionResult::kDrop;
+        return unanswered();
     }
     // write_arp copies its arguments first: they may point into the request.
     pkt.len = static_cast<std::uint32_t>(

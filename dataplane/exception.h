@@ -18,9 +18,12 @@
 //   checks must see no answer).
 // - The node's own packets with TTL 1 (source the node IP, from the host
 //   port) are passed on unexpired: for the kernel the dataplane is its NIC.
-//   Next step, not done yet: learning neighbours from replies (resolving
-//   next hops' MACs), which needs a channel to the table's writer; until
-//   then replies are dropped as kArpIgnored.
+// - Learning neighbours from ARP and holding packets for them
+//   (kPuntUnresolved) is the Resolver's (resolver.h), which runs beside this
+//   on one lcore and hands it the ARP frames after reading them: an ARP
+//   frame not answered is counted kArpLearned when it told the resolver a
+//   tracked neighbour's MAC, else kArpIgnored. A kPuntUnresolved given to
+//   handle() (an lcore without a resolver) is dropped as kUnresolvedNextHop.
 // - ICMP errors (RFC 792, RFC 1191, RFC 1812 section 4.3.2): the packet
 //   becomes a time exceeded or fragmentation needed to its source, from the
 //   node IP, unless RFC 1812 forbids an error about it; errors are
@@ -104,10 +107,13 @@ public:
     ExceptionResult handle(PortRole from, Verdict punt, PacketView& pkt, std::uint64_t now_ns,
                            LcoreCounters& counters) noexcept;
 
+    // The ARP part of handle(): answers, or drops counting kArpLearned when
+    // `learned` (the resolver took a neighbour's MAC from it), else kArpIgnored.
+    ExceptionResult arp(PortRole from, PacketView& pkt, LcoreCounters& counters, bool learned = false) const noexcept;
+
     const NodeConfig& config() const noexcept { return config_; }
 
 private:
-    ExceptionResult arp(PortRole from, PacketView& pkt, LcoreCounters& counters) const noexcept;
     ExceptionResult icmp_error(PortRole from, Verdict punt, PacketView& pkt, std::uint64_t now_ns,
                                LcoreCounters& counters) noexcept;
     // RFC 1191's Next-Hop MTU for a packet to `dst`: the uplink MTU less

@@ -15,7 +15,8 @@ using namespace proto;
 const char* action_name(Action a) noexcept {
     static constexpr const char* kNames[] = {"host_gw",     "ipip_encap", "vxlan_encap", "ipip_decap",
                                              "vxlan_decap", "to_host",    "arp_reply",   "icmp_time_exceeded",
-                                             "icmp_frag_needed", "local_ttl_one"};
+                                             "icmp_frag_needed", "local_ttl_one", "arp_request", "arp_learned",
+                                             "held_sent"};
     static_assert(std::size(kNames) == static_cast<unsigned>(Action::kCount));
     return kNames[static_cast<unsigned>(a)];
 }
@@ -27,7 +28,8 @@ const char* drop_name(Drop d) noexcept {
         "ttl_exceeded",         "no_route",        "blackhole",         "nexthop_gone",
         "unresolved_nexthop",   "ipip_unknown_source", "vxlan_bad_header", "vxlan_wrong_vni",
         "vxlan_unknown_source", "tunnel_fragment", "mtu_exceeded",      "no_headroom",
-        "multi_segment",        "arp_ignored",     "icmp_rate_limited"};
+        "multi_segment",        "arp_ignored",     "icmp_rate_limited", "hold_queue_full",
+        "neighbour_failed",     "neighbour_table_full", "resolver_busy", "held_at_exit"};
     static_assert(std::size(kNames) == static_cast<unsigned>(Drop::kCount));
     return kNames[static_cast<unsigned>(d)];
 }

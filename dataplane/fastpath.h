@@ -57,6 +57,10 @@ enum class Verdict : std::uint8_t {
     kPuntArp,           // an ARP frame, from either port
     kPuntTtlExceeded,   // TTL <= 1 on a packet to forward: ICMP time exceeded
     kPuntFragNeeded,    // over the MTU (after encapsulation) with DF set: ICMP fragmentation needed
+    // host-gw, IPIP or VXLAN whose record has no MAC, or the connected
+    // route (the MAC is the destination's): the resolver's (resolver.h).
+    // Given only after the TTL and MTU checks passed.
+    kPuntUnresolved,
 };
 inline constexpr Verdict kFirstPunt = Verdict::kPuntArp;
 inline constexpr bool is_punt(Verdict v) noexcept { return v >= kFirstPunt; }
@@ -104,6 +108,15 @@ public:
     // tunnelled inner headers are always summed).
     void process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
                  std::uint64_t checksum_verified = 0) noexcept;
+
+    // One packet the fast path punted as kPuntUnresolved, finished with the
+    // MAC the resolver found for its L2 next hop: the same checks, rewrite
+    // or encapsulation and counting as the burst's output pass, as if `nh`
+    // carried `mac`. Returns kUplink or kHost (counted under the action), or
+    // kDrop (counted; also for a TTL or MTU punt: the record changed since,
+    // no ICMP error for a packet that waited).
+    Verdict finish(PacketView& pkt, const lpm::NextHop& nh, const proto::MacAddr& mac,
+                   LcoreCounters& counters) noexcept;
 
     const NodeConfig& config() const noexcept { return config_; }
 

@@ -46,8 +46,9 @@ struct NeighEntry {
     std::uint32_t queued;              // packets held for it
     std::uint32_t confirmed_age_ms;    // since the last ARP reply to us (saturates)
     std::uint32_t used_age_ms;         // since a packet last needed it (saturates)
-    std::uint64_t reserved1;
+    std::uint32_t reserved1;
 };
 static_assert(sizeof(NeighEntry) == 32);
+static_assert(alignof(NeighEntry) == 4);
 
 }  // namespace podfwd::dp

@@ -253,6 +253,21 @@ HoldResult NeighbourCache::hold(Ipv4Addr ip, std::uintptr_t handle, std::uint64_
     return result;
 }
 
+std::optional<ArpRequest> NeighbourCache::want(Ipv4Addr ip, std::uint64_t now_ns) noexcept {
+    if (ip == 0)
+        return std::nullopt;
+    const std::uint32_t index = find_index(ip);
+    if (index == kNone) {
+        if (size_ == config_.entries)
+            return std::nullopt;
+        return start_incomplete(entries_[insert(ip)], now_ns);
+    }
+    Entry& e = entries_[index];
+    if (e.state == NeighbourState::kFailed && elapsed(now_ns, e.failed_ns) >= config_.failed_hold_ns)
+        return start_incomplete(e, now_ns);
+    return std::nullopt;
+}
+
 ArpUpdate NeighbourCache::on_arp(Ipv4Addr sender_ip, const MacAddr& sender_mac, std::uint64_t now_ns,
                                  bool is_reply_to_us, std::span<std::uintptr_t> released) noexcept {
     if (is_reply_to_us)

@@ -7,6 +7,7 @@
 //
 //   resolve(ip, now)              → the MAC to send with, and maybe an ARP request to send
 //   hold(ip, handle, now)         → unknown neighbour: queue the packet, maybe a broadcast request
+//   want(ip, now)                 → resolve ahead of traffic: maybe a broadcast request
 //   on_arp(ip, mac, now, reply)   → learned: the held packets to send now, in order
 //   tick(now, spans)              → retransmissions, failures (held packets to free), ageing, gc
 //
@@ -197,6 +198,13 @@ public:
     // first broadcast request due now) when it is unknown, or failed longer
     // ago than failed_hold_ns.
     HoldResult hold(Ipv4Addr ip, std::uintptr_t handle, std::uint64_t now_ns) noexcept;
+
+    // Resolves `ip` ahead of any packet (a next hop of the table without a
+    // MAC): creates the entry, incomplete with its first broadcast due now,
+    // when it is unknown, or failed longer ago than failed_hold_ns, as
+    // hold() does without a packet. Otherwise (tracked, the table full, ip
+    // 0) nothing changes and nothing is sent.
+    std::optional<ArpRequest> want(Ipv4Addr ip, std::uint64_t now_ns) noexcept;
 
     // An ARP packet from `sender_ip` at `sender_mac`. `is_reply_to_us`: a
     // reply addressed to us, the only thing that confirms reachability.

@@ -62,14 +62,20 @@ static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 // uplink's source MAC as arguments: the burst loop keeps them in registers
 // (stores into packet bytes could alias any member, so the compiler would
 // reload a member after each one).
+// The MAC last: a packet punted for its MAC has passed every other check,
+// so the resolver never owes it an ICMP error (Linux too checks the TTL
+// before the neighbour). One test covers both ways of having no MAC.
+[[gnu::always_inline]] inline bool has_mac(const lpm::NextHop& nh) noexcept {
+    return (nh.flags & (lpm::NextHop::kMacResolved | lpm::NextHop::kConnected)) == lpm::NextHop::kMacResolved;
+}
 [[gnu::always_inline]] inline Drop host_gw_check(const PacketView& pkt, const lpm::NextHop& nh,
                                                  std::uint32_t mtu) noexcept {
-    if (!nh.mac_resolved())
-        return Drop::kUnresolvedNextHop;
     if (ip_of(pkt).ttl <= 1)
         return Drop::kTtlExceeded;
     if (pkt.len - EtherHdr::kSize > mtu)
         return Drop::kMtuExceeded;
+    if (!has_mac(nh))
+        return Drop::kUnresolvedNextHop;
     return Drop::kCount;
 }
 [[gnu::always_inline]] inline void host_gw(PacketView& pkt, const lpm::NextHop& nh,
@@ -86,6 +92,8 @@ static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 [[gnu::always_inline]] inline Verdict unforwarded(const PacketView& pkt, Drop d, Drop& drop) noexcept {
     if (d == Drop::kTtlExceeded)
         return Verdict::kPuntTtlExceeded;
+    if (d == Drop::kUnresolvedNextHop)
+        return Verdict::kPuntUnresolved;
     if (d == Drop::kMtuExceeded && (ip_of(pkt).frag_field() & kIpv4FlagDf) != 0)
         return Verdict::kPuntFragNeeded;
     drop = d;
@@ -103,14 +111,14 @@ std::uint16_t vxlan_source_port(const std::uint8_t* inner_ip, std::uint32_t len)
 // pkt.len its IP length plus the Ethernet header.
 Drop Forwarder::encap_check(const PacketView& pkt, const lpm::NextHop& nh, std::uint32_t outer_ip_len,
                             std::uint32_t overhead) const noexcept {
-    if (!nh.mac_resolved())
-        return Drop::kUnresolvedNextHop;
     if (ip_of(pkt).ttl <= 1)
         return Drop::kTtlExceeded;
     if (outer_ip_len > config_.mtu)
         return Drop::kMtuExceeded;
     if (pkt.headroom < overhead)
         return Drop::kNoHeadroom;
+    if (!has_mac(nh))
+        return Drop::kUnresolvedNextHop;
     return Drop::kCount;
 }
 
@@ -235,6 +243,33 @@ void Forwarder::rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, L
     count[static_cast<unsigned>(Action::kHostGw)] += host_gw_count;
     for (unsigned a = 0; a < std::size(count); ++a)
         counters.actions[a] += count[a];
+}
+
+// Out of the burst (the resolver's, rare): the record as it would be with
+// the MAC, through the same decision as the pass.
+Verdict Forwarder::finish(PacketView& pkt, const lpm::NextHop& nh, const MacAddr& mac,
+                          LcoreCounters& counters) noexcept {
+    lpm::NextHop resolved = nh;
+    resolved.mac = mac;
+    resolved.flags = static_cast<std::uint8_t>((resolved.flags | lpm::NextHop::kMacResolved) &
+                                               ~lpm::NextHop::kConnected);
+    Action action = Action::kCount;
+    Drop drop = Drop::kCount;
+    switch (const Verdict v = decide(pkt, resolved, action, drop)) {
+    case Verdict::kUplink:
+    case Verdict::kHost:
+        counters.count(action);
+        return v;
+    case Verdict::kPuntTtlExceeded:
+        counters.count(Drop::kTtlExceeded);
+        return Verdict::kDrop;
+    case Verdict::kPuntFragNeeded:
+        counters.count(Drop::kMtuExceeded);
+        return Verdict::kDrop;
+    default:
+        counters.count(drop == Drop::kCount ? Drop::kUnresolvedNextHop : drop);
+        return Verdict::kDrop;
+    }
 }
 
 }  // namespace podfwd::dp

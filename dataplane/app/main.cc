@@ -8,6 +8,8 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,12 +17,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "dataplane/app/mac.h"
+#include "dataplane/app/neigh_segment.h"
 #include "dataplane/app/options.h"
 #include "dataplane/app/port.h"
 #include "dataplane/app/stats_segment.h"
@@ -34,6 +38,15 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr auto kTablePollInterval = std::chrono::milliseconds(100);
+
+// Other lcores' packets for the resolver's (unresolved next hops, the
+// uplink's ARP): a few bursts' worth; past it they are counted resolver_busy.
+constexpr unsigned kResolverRingSize = 1024;
+
+struct RingDeleter {
+    void operator()(rte_ring* ring) const noexcept { rte_ring_free(ring); }
+};
+using RingPtr = std::unique_ptr<rte_ring, RingDeleter>;
 
 std::atomic<bool> g_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "used from a signal handler");
@@ -150,7 +163,17 @@ int run(const Options& options) {
     }
     spdlog::info("counters in {}", stats->path());
 
-    auto pool = make_mbuf_pool(kPortRoles, queues, queues);
+    const NeighbourConfig neighbour_config{};
+    auto neighbours = NeighSegment::create(options.table, neighbour_config.entries);
+    if (!neighbours) {
+        spdlog::error("neighbours: {}", neighbours.error().message);
+        return kExitFailure;
+    }
+    spdlog::info("neighbours in {}", neighbours->path());
+
+    // The resolver keeps mbufs too: those it holds and those in its ring.
+    auto pool = make_mbuf_pool(kPortRoles, queues, queues,
+                               neighbour_config.hold_total + (queues > 1 ? kResolverRingSize : 0));
     if (!pool) {
         spdlog::error("{}", pool.error().message);
         return kExitFailure;
@@ -184,6 +207,15 @@ int run(const Options& options) {
             return kExitFailure;
         }
 
+    RingPtr to_resolver;
+    if (lcores.size() > 1) {
+        to_resolver.reset(rte_ring_create("podfwd_resolver", kResolverRingSize, rte_socket_id(), RING_F_SC_DEQ));
+        if (!to_resolver) {
+            spdlog::error("cannot create the resolver's ring: {}", rte_strerror(rte_errno));
+            return kExitFailure;
+        }
+    }
+
     std::atomic<bool> failed{false};
     std::vector<WorkerContext> contexts(lcores.size());
     for (unsigned i = 0; i < lcores.size(); ++i) {
@@ -192,7 +224,8 @@ int run(const Options& options) {
         s.queue = i;
         contexts[i] = WorkerContext{&*table, *config, {options.uplink_port, options.host_port},
                                     static_cast<std::uint16_t>(i), options.burst, options.icmp_rate,
-                                    options.icmp_burst, &s, &g_stop, &failed};
+                                    options.icmp_burst, &s, i == 0 ? &*neighbours : nullptr,
+                                    neighbour_config, pool->get(), to_resolver.get(), &g_stop, &failed};
     }
     spdlog::info("forwarding on {} lcore(s): node {} mac {} (uplink port {}, host port {} to {})", lcores.size(),
                  format_ipv4(config->node_ip), format_mac(config->uplink_mac), options.uplink_port,
@@ -204,8 +237,15 @@ int run(const Options& options) {
             g_stop.store(true);
             failed.store(true);
         }
-    worker_main(&contexts[0]);   // the main lcore forwards too
+    worker_main(&contexts[0]);   // the main lcore forwards too (and resolves)
     rte_eal_mp_wait_lcore();
+    if (to_resolver) {
+        void* left = nullptr;
+        while (rte_ring_sc_dequeue(to_resolver.get(), &left) == 0) {
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
+            stats->lcore(0).counters.count(Drop::kHeldAtExit);
+        }
+    }
 
     for (Port& port : ports)
         port.stop();

@@ -31,8 +31,8 @@ Error dpdk_error(const std::string& what, int rc) {
 
 void MempoolDeleter::operator()(rte_mempool* pool) const noexcept { rte_mempool_free(pool); }
 
-Result<MempoolPtr> make_mbuf_pool(unsigned ports, unsigned queues, unsigned lcores) {
-    const unsigned needed = ports * queues * (kRxDesc + kTxDesc) + lcores * (kPoolCache + 64) + 1024;
+Result<MempoolPtr> make_mbuf_pool(unsigned ports, unsigned queues, unsigned lcores, unsigned kept) {
+    const unsigned needed = ports * queues * (kRxDesc + kTxDesc) + lcores * (kPoolCache + 64) + kept + 1024;
     const unsigned n = std::max(8191u, std::bit_ceil(needed + 1) - 1);
     rte_mempool* pool =
         rte_pktmbuf_pool_create("podfwd_mbufs", n, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());

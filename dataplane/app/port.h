@@ -19,9 +19,10 @@ struct MempoolDeleter {
 };
 using MempoolPtr = std::unique_ptr<rte_mempool, MempoolDeleter>;
 
-// Enough mbufs to fill every RX and TX ring plus the lcore caches, and at
-// least 8191 (the size rte_mempool likes best is 2^n - 1).
-Result<MempoolPtr> make_mbuf_pool(unsigned ports, unsigned queues, unsigned lcores);
+// Enough mbufs to fill every RX and TX ring plus the lcore caches and
+// `kept` more (held for neighbours, queued between lcores), and at least
+// 8191 (the size rte_mempool likes best is 2^n - 1).
+Result<MempoolPtr> make_mbuf_pool(unsigned ports, unsigned queues, unsigned lcores, unsigned kept);
 
 // What a port can do, before it is configured.
 struct PortLimits {

@@ -12,12 +12,13 @@ STATE_RUNNING = 2
 # segment's header carries the counts, so a reader notices an enum that grew.
 ACTIONS = ["host_gw", "ipip_encap", "vxlan_encap", "ipip_decap", "vxlan_decap", "to_host",
            "arp_reply", "icmp_time_exceeded", "icmp_frag_needed",
-           "local_ttl_one"]
+           "local_ttl_one", "arp_request", "arp_learned", "held_sent"]
 DROPS = ["short_frame", "not_for_us", "not_ipv4", "bad_version", "bad_header_length", "ipv4_options",
          "bad_total_length", "bad_checksum", "ttl_exceeded", "no_route", "blackhole",
          "nexthop_gone", "unresolved_nexthop", "ipip_unknown_source", "vxlan_bad_header",
          "vxlan_wrong_vni", "vxlan_unknown_source", "tunnel_fragment", "mtu_exceeded", "no_headroom", "multi_segment",
-         "arp_ignored", "icmp_rate_limited"]
+         "arp_ignored", "icmp_rate_limited", "hold_queue_full", "neighbour_failed", "neighbour_table_full",
+         "resolver_busy", "held_at_exit"]
 
 
 def read_stats(path):

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "dataplane/app/shm_segment.h"
 #include "dataplane/stats_layout.h"
 
 namespace podfwd::dp::app {
@@ -19,23 +20,15 @@ public:
     // Creates (replacing a stale one) and maps the segment; unlinks it when destroyed.
     static Result<StatsSegment> create(const std::string& table, unsigned lcores);
 
-    StatsSegment(StatsSegment&& other) noexcept;
-    StatsSegment& operator=(StatsSegment&&) = delete;
-    StatsSegment(const StatsSegment&) = delete;
-    ~StatsSegment();
-
-    const std::string& path() const noexcept { return path_; }
+    const std::string& path() const noexcept { return shm_.path(); }
     unsigned lcores() const noexcept { return header_->lcore_count; }
     LcoreStats& lcore(unsigned i) noexcept { return entries_[i]; }
     void set_state(RunState s) noexcept { header_->state.store(static_cast<std::uint32_t>(s), std::memory_order_release); }
 
 private:
-    StatsSegment(std::string name, std::string path, void* base, std::size_t size) noexcept;
+    explicit StatsSegment(ShmSegment shm) noexcept;
 
-    std::string name_;   // shm_open name
-    std::string path_;   // for messages
-    void* base_ = nullptr;
-    std::size_t size_ = 0;
+    ShmSegment shm_;
     StatsHeader* header_ = nullptr;
     LcoreStats* entries_ = nullptr;
 };

@@ -3,13 +3,19 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 #include <spdlog/spdlog.h>
 #include <ctime>
 
 #include <algorithm>
+#include <cstring>
+#include <optional>
 #include <random>
 
 #include "dataplane/exception.h"
+#include "dataplane/proto/arp.h"
+#include "dataplane/proto/ether.h"
+#include "dataplane/resolver.h"
 
 namespace podfwd::dp::app {
 
@@ -23,6 +29,13 @@ constexpr unsigned kSpinsBeforeSleep = 256;
 constexpr unsigned kMaxSleepUs = 500;
 
 constexpr PortRole kRoles[] = {PortRole::kUplink, PortRole::kHost};
+
+// The neighbour segment is rewritten when the resolver's state moved, at
+// most this often (a burst of resolutions is one rewrite), and at least
+// this often when nothing moved, so the ages readers see stay fresh.
+constexpr std::uint64_t kPublishMinNs = 10'000'000;
+constexpr std::uint64_t kPublishMaxNs = 1'000'000'000;
+constexpr std::uint32_t kMinFrameSize = 60;   // Ethernet's minimum without the FCS: ARP frames are padded to it
 
 // Each lcore numbers its outer IP IDs from its own random start, so lcores
 // and restarts do not reuse each other's IDs toward the same peer.
@@ -78,13 +91,14 @@ struct Burst {
     rte_mbuf* tx[kPortRoles][2 * kMaxBurst];
     unsigned tx_count[kPortRoles];
     rte_mbuf* dropped[kMaxBurst];
-    // Punts, rare: which packets of the burst; the ICMP errors to route
-    // (mbufs, views, verdicts of their one pass through the forwarder).
+    // Punts, rare: which packets of the burst.
     std::uint8_t punted[kMaxBurst];
-    rte_mbuf* routed[kMaxBurst];
-    PacketView routed_views[kMaxBurst];
-    Verdict routed_verdicts[kMaxBurst];
 };
+
+PacketView view_of(rte_mbuf* m) noexcept {
+    return PacketView{static_cast<std::uint8_t*>(m->buf_addr) + m->data_off, m->data_len, m->data_off};
+}
+
 
 // TSC cycles to nanoseconds without overflow (cycles * 10^9 would wrap
 // after a few seconds of uptime): whole seconds and the remainder apart.
@@ -100,16 +114,21 @@ public:
           stats_(*ctx.stats), counters_(ctx.stats->counters), tsc_hz_(std::max<std::uint64_t>(rte_get_tsc_hz(), 1)) {
         for (unsigned r = 0; r < kPortRoles; ++r)
             checksum_offload_[r] = verifies_ip_checksums(ctx.ports[r], ctx.queue);
+        if (ctx.neighbours != nullptr)
+            resolver_.emplace(ctx.config, *ctx.table, forwarder_, exception_, ctx.neighbour);
     }
 
     void run() noexcept {
         unsigned idle_polls = 0;
         unsigned sleep = 0;
+        if (resolver_)
+            announce();
         while (!ctx_.stop->load(std::memory_order_relaxed)) {
             unsigned received = 0;
-            b_.tx_count[0] = b_.tx_count[1] = 0;
             for (PortRole role : kRoles)
                 received += receive(role);
+            if (resolver_)
+                received += run_resolver();
             for (PortRole role : kRoles)
                 transmit(role);
             // No pointer into the table survives the iteration.
@@ -130,6 +149,8 @@ public:
             sleep_us(sleep);
             slot_.online();
         }
+        if (resolver_)
+            stop_resolver();
     }
 
 private:
@@ -203,68 +224,213 @@ private:
         return n;
     }
 
-    // The burst's punted packets through the exception path, out of the
-    // burst loop (ARP, TTL expiry, DF over the MTU are rare). Each result is
-    // queued for TX or appended to b_.dropped from `dropped` on; returns the
-    // new drop count. ICMP errors to remote sources are routed by one more
-    // pass of the forwarder, as if the kernel had sent them.
+    // The burst's punted packets through the exception path (or the
+    // resolver), out of the burst loop: ARP, TTL expiry, DF over the MTU and
+    // unresolved next hops are rare. Each result is queued for TX, routed,
+    // kept by the resolver, or appended to b_.dropped from `dropped` on;
+    // returns the new drop count.
     [[gnu::noinline]] unsigned handle_punts(PortRole role, unsigned punted, unsigned dropped) noexcept {
         // One clock read per burst: the rate limit needs no finer grain.
-        const std::uint64_t now_ns = tsc_to_ns(rte_get_tsc_cycles(), tsc_hz_);
-        unsigned routed = 0;
+        const std::uint64_t now_ns = clock_ns();
         for (unsigned k = 0; k < punted; ++k) {
             const unsigned i = b_.punted[k];
             rte_mbuf* m = b_.rx[i];
             PacketView& p = b_.views[i];
-            switch (exception_.handle(role, b_.verdicts[i], p, now_ns, counters_)) {
-            case ExceptionResult::kToUplink:
-                send(PortRole::kUplink, m, p);
-                break;
-            case ExceptionResult::kToHost:
-                send(PortRole::kHost, m, p);
-                break;
-            case ExceptionResult::kDrop:
-                b_.dropped[dropped++] = m;
-                break;
-            case ExceptionResult::kRoute:
-                b_.routed[routed] = m;
-                b_.routed_views[routed++] = p;
-                break;
+            const Verdict v = b_.verdicts[i];
+            ResolveOutcome outcome;
+            if (resolver_) {
+                outcome = resolver_->handle(role, v, p, reinterpret_cast<std::uintptr_t>(m), now_ns, counters_);
+            } else if (ctx_.to_resolver != nullptr &&
+                       (v == Verdict::kPuntUnresolved || (v == Verdict::kPuntArp && role == PortRole::kUplink))) {
+                // The resolver's lcore owns the neighbours: it answers and
+                // learns from the uplink's ARP, and holds or finishes these.
+                if (rte_ring_mp_enqueue(ctx_.to_resolver, m) == 0)
+                    continue;
+                counters_.count(Drop::kResolverBusy);
+                outcome = ResolveOutcome::kDrop;
+            } else {
+                outcome = outcome_of(exception_.handle(role, v, p, now_ns, counters_));
             }
-        }
-        if (routed == 0)
-            return dropped;
-        forwarder_.process(PortRole::kHost, b_.routed_views, b_.routed_verdicts, routed, counters_);
-        for (unsigned i = 0; i < routed; ++i) {
-            rte_mbuf* m = b_.routed[i];
-            PacketView& p = b_.routed_views[i];
-            Verdict v = b_.routed_verdicts[i];
-            // A second punt ends here, whatever the exception path says:
-            // nothing goes round again. Routed ICMP errors are small (at
-            // most 96 bytes of IP), TTL 64 and DF clear, and are never
-            // answered with an error (RFC 1812 4.3.2.7); the node's own
-            // TTL-1 packet, passed on, may still be over the MTU with DF
-            // set: its fragmentation needed goes to the kernel.
-            if (is_punt(v)) [[unlikely]] {
-                const ExceptionResult again = exception_.handle(PortRole::kHost, v, p, now_ns, counters_);
-                v = again == ExceptionResult::kToUplink ? Verdict::kUplink
-                    : again == ExceptionResult::kToHost ? Verdict::kHost
-                                                         : Verdict::kDrop;
-            }
-            if (v == Verdict::kDrop)
+            if (outcome == ResolveOutcome::kDrop)
                 b_.dropped[dropped++] = m;
             else
-                send(v == Verdict::kUplink ? PortRole::kUplink : PortRole::kHost, m, p);
+                dispatch(outcome, m, p, now_ns);
         }
         return dropped;
     }
 
-    // Queues `m` for TX on `to` with the view's bounds.
+    // A slow-path packet's outcome other than in a burst: sent, routed,
+    // kept (held by the resolver) or freed (counted already).
+    void dispatch(ResolveOutcome outcome, rte_mbuf* m, PacketView& p, std::uint64_t now_ns) noexcept {
+        switch (outcome) {
+        case ResolveOutcome::kToUplink:
+            send(PortRole::kUplink, m, p);
+            break;
+        case ResolveOutcome::kToHost:
+            send(PortRole::kHost, m, p);
+            break;
+        case ResolveOutcome::kRoute:
+            route(m, p, now_ns);
+            break;
+        case ResolveOutcome::kHeld:
+            break;
+        case ResolveOutcome::kDrop:
+            rte_pktmbuf_free(m);
+            break;
+        }
+    }
+
+    // An ICMP error (or the node's TTL-1 packet) the exception path made:
+    // one pass of the forwarder from the host port, as if the kernel had
+    // sent it. A second punt ends here, whatever the exception path says:
+    // nothing goes round again. Routed ICMP errors are small, TTL 64 and DF
+    // clear, and are never answered with an error (RFC 1812 4.3.2.7); the
+    // node's own TTL-1 packet, passed on, may still be over the MTU with DF
+    // set: its fragmentation needed goes to the kernel. A next hop without a
+    // MAC goes to the resolver like any other packet.
+    void route(rte_mbuf* m, PacketView& p, std::uint64_t now_ns) noexcept {
+        Verdict v;
+        forwarder_.process(PortRole::kHost, &p, &v, 1, counters_);
+        ResolveOutcome outcome = v == Verdict::kUplink ? ResolveOutcome::kToUplink
+                                 : v == Verdict::kHost ? ResolveOutcome::kToHost
+                                                       : ResolveOutcome::kDrop;
+        if (v == Verdict::kPuntUnresolved && resolver_) {
+            outcome = resolver_->handle(PortRole::kHost, v, p, reinterpret_cast<std::uintptr_t>(m), now_ns, counters_);
+        } else if (v == Verdict::kPuntUnresolved && ctx_.to_resolver != nullptr) {
+            if (rte_ring_mp_enqueue(ctx_.to_resolver, m) == 0)
+                return;
+            counters_.count(Drop::kResolverBusy);
+        } else if (is_punt(v)) {
+            outcome = outcome_of(exception_.handle(PortRole::kHost, v, p, now_ns, counters_));
+        }
+        if (outcome == ResolveOutcome::kRoute)   // not twice
+            outcome = ResolveOutcome::kDrop;
+        dispatch(outcome, m, p, now_ns);
+    }
+
+    // ---- The resolver's lcore ----
+
+    // RFC 5227's announcement of the node IP: peers that had our IP at
+    // another MAC (a previous NIC, a failover) update their caches.
+    void announce() noexcept {
+        if (rte_mbuf* m = arp_frame()) {
+            PacketView p = view_of(m);
+            resolver_->write_announcement(p.data);
+            counters_.count(Action::kArpRequest);
+            send(PortRole::kUplink, m, p);
+            transmit(PortRole::kUplink);   // the bursts' TX room stays whole
+        }
+    }
+
+    // A zeroed minimum-size frame for ARP, or null when the pool is empty
+    // (counted as an uplink TX drop: the retransmission repeats it).
+    rte_mbuf* arp_frame() noexcept {
+        rte_mbuf* m = rte_pktmbuf_alloc(ctx_.pool);
+        if (m == nullptr) {
+            ++counters_.tx_dropped[static_cast<unsigned>(PortRole::kUplink)];
+            return nullptr;
+        }
+        auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, kMinFrameSize));
+        std::memset(data, 0, kMinFrameSize);
+        return m;
+    }
+
+    // The other lcores' punts, the timers, and what they produced: ARP
+    // requests to send, held packets to send or free. Returns how much
+    // work there was (0 lets the loop go idle).
+    unsigned run_resolver() noexcept {
+        const std::uint64_t now_ns = clock_ns();
+        unsigned work = 0;
+        if (ctx_.to_resolver != nullptr) {
+            const unsigned n = rte_ring_sc_dequeue_burst(ctx_.to_resolver, reinterpret_cast<void**>(ring_rx_),
+                                                         kMaxBurst, nullptr);
+            for (unsigned i = 0; i < n; ++i) {
+                rte_mbuf* m = ring_rx_[i];
+                PacketView p = view_of(m);
+                const bool arp = p.len >= proto::EtherHdr::kSize &&
+                                 reinterpret_cast<const proto::EtherHdr*>(p.data)->ether_type() == proto::kEtherTypeArp;
+                const PortRole from = m->port == ctx_.ports[static_cast<unsigned>(PortRole::kUplink)]
+                                          ? PortRole::kUplink
+                                          : PortRole::kHost;
+                dispatch(resolver_->handle(from, arp ? Verdict::kPuntArp : Verdict::kPuntUnresolved, p,
+                                           reinterpret_cast<std::uintptr_t>(m), now_ns, counters_),
+                         m, p, now_ns);
+            }
+            work += n;
+        }
+        resolver_->tick(now_ns, counters_);
+
+        ArpRequest requests[16];
+        while (const std::size_t n = resolver_->take_requests(requests)) {
+            for (std::size_t i = 0; i < n; ++i)
+                if (rte_mbuf* m = arp_frame()) {
+                    PacketView p = view_of(m);
+                    resolver_->write_request(p.data, requests[i]);
+                    counters_.count(Action::kArpRequest);
+                    send(PortRole::kUplink, m, p);
+                }
+            work += static_cast<unsigned>(n);
+        }
+        std::uintptr_t handles[kMaxBurst];
+        while (const std::size_t n = resolver_->take_released(handles)) {
+            for (std::size_t i = 0; i < n; ++i) {
+                auto* m = reinterpret_cast<rte_mbuf*>(handles[i]);
+                PacketView p = view_of(m);
+                dispatch(resolver_->release(p, handles[i], now_ns, counters_), m, p, now_ns);
+            }
+            work += static_cast<unsigned>(n);
+        }
+        work += free_taken();
+
+        const std::uint64_t since = now_ns - published_ns_;
+        if ((resolver_->version() != published_version_ && since >= kPublishMinNs) || since >= kPublishMaxNs) {
+            ctx_.neighbours->publish(resolver_->cache(), now_ns);
+            published_version_ = resolver_->version();
+            published_ns_ = now_ns;
+        }
+        return work;
+    }
+
+    // The packets the resolver gave up on (counted already).
+    unsigned free_taken() noexcept {
+        unsigned freed = 0;
+        std::uintptr_t handles[kMaxBurst];
+        while (const std::size_t n = resolver_->take_freed(handles)) {
+            for (std::size_t i = 0; i < n; ++i)
+                rte_pktmbuf_free(reinterpret_cast<rte_mbuf*>(handles[i]));
+            freed += static_cast<unsigned>(n);
+        }
+        return freed;
+    }
+
+    // At exit: the held packets are freed (held_at_exit), the neighbours
+    // published empty. The ring's leftovers are main's, once every lcore
+    // has stopped.
+    void stop_resolver() noexcept {
+        resolver_->flush(counters_);
+        free_taken();
+        std::uintptr_t handles[kMaxBurst];
+        while (const std::size_t n = resolver_->take_released(handles))   // flush releases nothing; for safety
+            for (std::size_t i = 0; i < n; ++i)
+                rte_pktmbuf_free(reinterpret_cast<rte_mbuf*>(handles[i]));
+        ArpRequest requests[16];
+        while (resolver_->take_requests(requests) != 0) {
+        }
+        ctx_.neighbours->publish(resolver_->cache(), clock_ns());
+    }
+
+    std::uint64_t clock_ns() const noexcept { return tsc_to_ns(rte_get_tsc_cycles(), tsc_hz_); }
+
+    // Queues `m` for TX on `to` with the view's bounds; a full TX buffer
+    // (the slow path can add more than a burst: held packets released) is
+    // sent first.
     void send(PortRole to, rte_mbuf* m, const PacketView& p) noexcept {
         m->data_off = static_cast<std::uint16_t>(p.headroom);
         m->data_len = static_cast<std::uint16_t>(p.len);
         m->pkt_len = p.len;
         const auto t = static_cast<unsigned>(to);
+        if (b_.tx_count[t] == std::size(b_.tx[t])) [[unlikely]]
+            transmit(to);
         b_.tx[t][b_.tx_count[t]++] = m;
     }
 
@@ -273,6 +439,7 @@ private:
         const unsigned n = b_.tx_count[r];
         if (n == 0)
             return;
+        b_.tx_count[r] = 0;
         const std::uint16_t sent =
             rte_eth_tx_burst(ctx_.ports[r], ctx_.queue, b_.tx[r], static_cast<std::uint16_t>(n));
         counters_.tx_packets[r] += sent;
@@ -291,6 +458,11 @@ private:
     std::uint64_t tsc_hz_;
     Burst b_{};
     std::array<bool, kPortRoles> checksum_offload_{};
+    // The resolver's lcore only.
+    std::optional<Resolver> resolver_;
+    rte_mbuf* ring_rx_[kMaxBurst];
+    std::uint64_t published_version_ = ~std::uint64_t{0};
+    std::uint64_t published_ns_ = 0;
 };
 
 }  // namespace

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "dataplane", "app"))
 from stats_reader import ACTIONS, DROPS, STATE_RUNNING, read_stats, wait_for  # noqa: E402
@@ -193,7 +193,10 @@ def test_forwarding(tmp, started, segments):
     check(sum(stats["drops"]) == 1, "no other drop")
     check(actions["host_gw"] == 4 and actions["ipip_encap"] == 1 and actions["to_host"] == 1,
           f"actions {actions}")
-    check(stats["tx"] == [5, 1] and stats["tx_dropped"] == [0, 0], f"tx per role {stats['tx']}")
+    # The sixth uplink frame is the resolver's announcement at start (every
+    # next hop here has its MAC: no other ARP).
+    check(actions["arp_request"] == 1, f"one ARP frame sent: the announcement ({actions['arp_request']})")
+    check(stats["tx"] == [6, 1] and stats["tx_dropped"] == [0, 0], f"tx per role {stats['tx']}")
 
     # Idle: the input is consumed; the loop should be sleeping.
     before = cpu_seconds(proc.pid)
@@ -212,7 +215,15 @@ def test_forwarding(tmp, started, segments):
 
     up = rdpcap(f"{tmp}/up_out.pcap")
     host = rdpcap(f"{tmp}/host_out.pcap")
-    check(len(up) == 5 and len(host) == 1, f"{len(up)} frames out of the uplink, {len(host)} to the host")
+    check(len(up) == 6 and len(host) == 1, f"{len(up)} frames out of the uplink, {len(host)} to the host")
+    # RFC 5227 2.3: an ARP request with sender and target both the node IP,
+    # broadcast, target MAC zero.
+    garp = [p for p in up if ARP in p]
+    check(len(garp) == 1 and garp[0][Ether].dst == "ff:ff:ff:ff:ff:ff" and garp[0][ARP].op == 1 and
+          garp[0][ARP].psrc == NODE_IP and garp[0][ARP].pdst == NODE_IP and garp[0][ARP].hwsrc == NODE_MAC and
+          garp[0][ARP].hwdst == "00:00:00:00:00:00" and garp[0][Ether].src == NODE_MAC,
+          f"gratuitous ARP announcement first: {garp[0].summary() if garp else None}")
+    check(len(up) >= 1 and ARP in up[0], "the announcement is the first frame out")
     gw = [p for p in up if IP in p and p[IP].proto == 17]
     check(len(gw) == 4, "four host-gw frames on the uplink")
     for p in gw:
@@ -254,7 +265,9 @@ def test_two_lcores(tmp, started, segments):
         print(out.read())
         raise
     check(stats["lcores"] == 2 and min(stats["lcore_rx"]) > 1000, f"two lcores receive: {stats['lcore_rx']}")
-    check(stats["drop_by_name"]["not_for_us"] > 0 and stats["tx"] == [0, 0], "zero frames dropped as not for us")
+    # The uplink's one frame: the announcement.
+    check(stats["drop_by_name"]["not_for_us"] > 0 and stats["tx"] == [1, 0],
+          f"zero frames dropped as not for us (tx {stats['tx']})")
     rc = stop(proc)
     check(rc == 0, f"two lcores: SIGINT exit 0 (got {rc})")
 

@@ -122,6 +122,31 @@ TEST(NeighbourCache, HoldCreatesAnIncompleteEntryAndAsksForABroadcastAtOnce) {
     EXPECT_EQ(cache.counters().held, 2u);
 }
 
+TEST(NeighbourCache, WantResolvesAheadOfTrafficWithoutHoldingAnything) {
+    NeighbourCache cache(NeighbourConfig{.entries = 2, .failed_hold_ns = 3 * kS});
+    EXPECT_EQ(cache.want(ip(1), 0), broadcast_to(ip(1)));
+    EXPECT_FALSE(cache.want(ip(1), 10 * kMs)) << "already resolving: the retransmission is tick()'s";
+    EXPECT_EQ(state_of(cache, ip(1), 10 * kMs), State::kIncomplete);
+    EXPECT_EQ(cache.held(), 0u);
+    EXPECT_FALSE(cache.want(0, 0));
+
+    // Packets held later go out with the reply, as after hold().
+    EXPECT_EQ(cache.hold(ip(1), 7, 20 * kMs).outcome, HoldOutcome::kHeld);
+    EXPECT_EQ(arp(cache, ip(1), kMacA, 30 * kMs, true).released, Handles{7});
+    EXPECT_FALSE(cache.want(ip(1), 40 * kMs)) << "resolved: nothing to ask";
+
+    // Unanswered: failed; want() starts over only after failed_hold_ns.
+    EXPECT_EQ(cache.want(ip(2), 0), broadcast_to(ip(2)));
+    EXPECT_FALSE(cache.want(ip(3), 0)) << "the table is full";
+    EXPECT_EQ(tick(cache, 1 * kS).requests, std::vector<ArpRequest>{broadcast_to(ip(2))});
+    EXPECT_EQ(tick(cache, 2 * kS).requests, std::vector<ArpRequest>{broadcast_to(ip(2))});
+    EXPECT_EQ(tick(cache, 3 * kS).failed, std::vector<Ipv4Addr>{ip(2)});
+    EXPECT_FALSE(cache.want(ip(2), 5 * kS));
+    EXPECT_EQ(cache.want(ip(2), 6 * kS), broadcast_to(ip(2)));
+    EXPECT_EQ(state_of(cache, ip(2), 6 * kS), State::kIncomplete);
+    EXPECT_EQ(cache.counters().requests_sent, 5u);
+}
+
 TEST(NeighbourCache, AReplyReleasesTheHeldHandlesInOrderAndMakesItReachable) {
     NeighbourCache cache;
     for (std::uintptr_t h : {31, 32, 33})
@@ -706,6 +731,20 @@ public:
         return r;
     }
 
+    std::optional<ArpRequest> want(Ipv4Addr a, std::uint64_t now) {
+        auto it = map_.find(a);
+        if (a == 0)
+            return std::nullopt;
+        if (it == map_.end()) {
+            if (map_.size() == c_.entries)
+                return std::nullopt;
+            return start(a, map_.emplace(a, Entry{}).first->second, now);
+        }
+        if (it->second.state == State::kFailed && age(now, it->second.failed_at) >= c_.failed_hold_ns)
+            return start(a, it->second, now);
+        return std::nullopt;
+    }
+
     std::pair<ArpUpdate, Handles> on_arp(Ipv4Addr a, const MacAddr& mac, std::uint64_t now, bool reply) {
         if (reply)
             ++k_.replies_seen;
@@ -942,6 +981,8 @@ TEST(NeighbourCache, RandomOperationsMatchTheModel) {
                 ASSERT_EQ(got.update.mac_changed, want.mac_changed);
                 ASSERT_EQ(got.released, want_released) << "order kept";
                 outstanding.back(got.released);
+            } else if (op < 80) {
+                ASSERT_EQ(cache.want(a, now), model.want(a, now));
             } else if (op < 95) {
                 Tick got = tick(cache, now);
                 Tick want = model.tick(now);
