@@ -64,10 +64,10 @@ static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 // reload a member after each one).
 // The MAC last: a packet punted for its MAC has passed every other check,
 // so the resolver never owes it an ICMP error (Linux too checks the TTL
-// before the neighbour). One test covers both ways of having no MAC.
-[[gnu::always_inline]] inline bool has_mac(const lpm::NextHop& nh) noexcept {
-    return (nh.flags & (lpm::NextHop::kMacResolved | lpm::NextHop::kConnected)) == lpm::NextHop::kMacResolved;
-}
+// before the neighbour).
+// A connected record never carries kMacResolved (lpm/types.h): one bit
+// tells both ways of having no MAC.
+[[gnu::always_inline]] inline bool has_mac(const lpm::NextHop& nh) noexcept { return nh.mac_resolved(); }
 [[gnu::always_inline]] inline Drop host_gw_check(const PacketView& pkt, const lpm::NextHop& nh,
                                                  std::uint32_t mtu) noexcept {
     if (ip_of(pkt).ttl <= 1)

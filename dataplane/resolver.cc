@@ -32,40 +32,30 @@ Drop refused(HoldOutcome o) noexcept {
 
 template <typename T>
 std::span<T> Resolver::Pending<T>::room() noexcept {
-    if (head != 0) {   // erase() moves, never reallocates
-        items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
+    if (head != 0) {
+        std::copy(buffer.begin() + static_cast<std::ptrdiff_t>(head), buffer.begin() + static_cast<std::ptrdiff_t>(tail),
+                  buffer.begin());
+        tail -= head;
         head = 0;
     }
-    const std::size_t used = items.size();
-    items.resize(items.capacity());   // within the capacity: no allocation
-    return std::span<T>(items).subspan(used);
+    return std::span<T>(buffer).subspan(tail);
 }
 
 template <typename T>
 bool Resolver::Pending<T>::push(const T& v) noexcept {
-    if (head != 0 && head == items.size()) {
-        items.clear();
-        head = 0;
-    }
-    if (items.size() == items.capacity()) {
-        if (head == 0)
-            return false;
-        items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
-        head = 0;
-    }
-    items.push_back(v);
+    if (tail == buffer.size() && room().empty())
+        return false;
+    buffer[tail++] = v;
     return true;
 }
 
 template <typename T>
 std::size_t Resolver::Pending<T>::take(std::span<T> out) noexcept {
     const std::size_t n = std::min(out.size(), size());
-    std::copy_n(items.begin() + static_cast<std::ptrdiff_t>(head), n, out.begin());
+    std::copy_n(buffer.begin() + static_cast<std::ptrdiff_t>(head), n, out.begin());
     head += n;
-    if (head == items.size()) {
-        items.clear();
-        head = 0;
-    }
+    if (head == tail)
+        head = tail = 0;
     return n;
 }
 
@@ -109,7 +99,7 @@ bool Resolver::learn(const PacketView& pkt, std::uint64_t now_ns) noexcept {
                              reinterpret_cast<const EtherHdr*>(pkt.data)->dst == config_.uplink_mac;
     const std::span<std::uintptr_t> room = released_.room();
     const ArpUpdate u = cache_.on_arp(arp->sender_ip(), arp->sender_mac, now_ns, reply_to_us, room);
-    released_.items.resize(released_.items.size() - room.size() + u.released);
+    released_.commit(u.released);
     if (u.updated)
         ++version_;
     return u.updated;
@@ -218,8 +208,8 @@ bool Resolver::tick(std::uint64_t now_ns, LcoreCounters& counters) noexcept {
         const std::span<ArpRequest> requests = requests_.room();
         const std::span<std::uintptr_t> freed = freed_.room();
         const TickResult t = cache_.tick(now_ns, TickSpans{requests, failed_, freed});
-        requests_.items.resize(requests_.items.size() - requests.size() + t.requests);
-        freed_.items.resize(freed_.items.size() - freed.size() + t.freed);
+        requests_.commit(t.requests);
+        freed_.commit(t.freed);
         for (std::size_t i = 0; i < t.freed; ++i)
             counters.count(Drop::kNeighbourFailed);
         if (t.requests + t.failed + t.removed != 0)
@@ -237,7 +227,7 @@ void Resolver::flush(LcoreCounters& counters) noexcept {
         for (std::size_t k = 0; k < n; ++k) {
             const std::span<std::uintptr_t> room = freed_.room();
             const EraseResult r = cache_.erase(some[k].ip, room);
-            freed_.items.resize(freed_.items.size() - room.size() + r.freed);
+            freed_.commit(r.freed);
             for (std::size_t i = 0; i < r.freed; ++i)
                 counters.count(Drop::kHeldAtExit);
         }

@@ -111,15 +111,19 @@ public:
     const NeighbourCache& cache() const noexcept { return cache_; }
 
 private:
-    // A FIFO of fixed capacity in a vector reserved once: append at the
-    // end, take from `head`; empty, it starts over at 0.
+    // A FIFO of fixed capacity in a buffer sized once: items in
+    // [head, tail); room() hands the free end to a callee that writes into
+    // it, commit() keeps what it wrote. Nothing is zeroed or allocated
+    // after reserve(): room() runs for every ARP frame learnt from.
     template <typename T>
     struct Pending {
-        std::vector<T> items;
+        std::vector<T> buffer;
         std::size_t head = 0;
-        void reserve(std::size_t n) { items.reserve(n); }
-        std::size_t size() const noexcept { return items.size() - head; }
-        std::span<T> room() noexcept;   // free space at the end (compacting first)
+        std::size_t tail = 0;
+        void reserve(std::size_t n) { buffer.resize(n); }
+        std::size_t size() const noexcept { return tail - head; }
+        std::span<T> room() noexcept;   // the free end (compacting first)
+        void commit(std::size_t n) noexcept { tail += n; }
         bool push(const T& v) noexcept;
         std::size_t take(std::span<T> out) noexcept;
     };

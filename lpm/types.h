@@ -44,7 +44,8 @@ struct NextHop {
     static constexpr std::uint8_t kMacResolved = 1;
     // The uplink subnet's connected route: the L2 next hop is each packet's
     // own destination, so the record never holds a MAC; the dataplane
-    // resolves and rewrites such packets in its exception path.
+    // resolves and rewrites such packets in its exception path. Never set
+    // together with kMacResolved: the fast path tests that bit alone.
     static constexpr std::uint8_t kConnected = 2;
 
     bool mac_resolved() const noexcept { return flags & kMacResolved; }
