@@ -138,7 +138,7 @@ ExceptionResult ExceptionPath::arp(PortRole from, PacketView& pkt, LcoreCounters
         // 5227), as Linux does. A request unicast to another MAC was only
         // flooded to us.
         const MacAddr& dst = eth_of(pkt).dst;
-        answer = target == config_.node_ip && (is_group_mac(dst) || dst == config_.uplink_mac);
+        answer = target == config_.node_ip && (is_group_mac(dst) || same_mac(dst, config_.uplink_mac));
     } else {
         // The node IP is the kernel's own; a probe is the kernel checking an
         // address is free (RFC 5227), which answering would deny.

@@ -296,7 +296,7 @@ ArpUpdate NeighbourCache::on_arp(Ipv4Addr sender_ip, const MacAddr& sender_mac, 
         counters_.released += update.released;
         return update;
     }
-    update.mac_changed = e.mac != sender_mac;
+    update.mac_changed = !same_mac(e.mac, sender_mac);
     if (is_reply_to_us) {
         e.mac = sender_mac;
         e.state = NeighbourState::kReachable;

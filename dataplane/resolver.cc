@@ -96,7 +96,7 @@ bool Resolver::learn(const PacketView& pkt, std::uint64_t now_ns) noexcept {
     if (arp == nullptr || arp->sender_ip() == config_.node_ip)
         return false;
     const bool reply_to_us = arp->opcode() == kArpOpReply && arp->target_ip() == config_.node_ip &&
-                             reinterpret_cast<const EtherHdr*>(pkt.data)->dst == config_.uplink_mac;
+                             same_mac(reinterpret_cast<const EtherHdr*>(pkt.data)->dst, config_.uplink_mac);
     const std::span<std::uintptr_t> room = released_.room();
     const ArpUpdate u = cache_.on_arp(arp->sender_ip(), arp->sender_mac, now_ns, reply_to_us, room);
     released_.commit(u.released);
