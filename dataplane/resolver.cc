@@ -221,6 +221,12 @@ bool Resolver::tick(std::uint64_t now_ns, LcoreCounters& counters) noexcept {
 }
 
 void Resolver::flush(LcoreCounters& counters) noexcept {
+    // Room for every held handle beside the freed ones not taken yet: the
+    // cache erases an entry only when all its handles fit, so a short
+    // buffer would never empty it. At exit an allocation is fine.
+    freed_.room();
+    if (freed_.buffer.size() < freed_.tail + cache_.held())
+        freed_.buffer.resize(freed_.tail + cache_.held());
     NeighbourInfo some[16];
     while (cache_.size() != 0) {
         const std::size_t n = cache_.snapshot(0, some);
