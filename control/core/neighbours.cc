@@ -6,8 +6,11 @@
 namespace podfwd::control {
 
 namespace {
-constexpr Source kPrecedence[] = {Source::kCli, Source::kStatic, Source::kKernel, Source::kBgp, Source::kEtcd,
-                                  Source::kLocal};
+// A person's word first, then what the dataplane heard on the wire (ARP
+// replies to it, minutes old at most), then the kernel's cache (which,
+// with the NIC in DPDK's hands, only hears what the exception port shows it).
+constexpr Source kPrecedence[] = {Source::kCli,  Source::kStatic, Source::kArp,       Source::kKernel, Source::kBgp,
+                                  Source::kEtcd, Source::kLocal,  Source::kConnected, Source::kGateway};
 static_assert(std::size(kPrecedence) == kSourceCount);
 }  // namespace
 

@@ -1,7 +1,8 @@
 // IPv4 neighbours on the uplink: the MACs of next-hop nodes and the
-// gateway, from the CLI, the static file and the kernel. Where sources
-// disagree the CLI wins, then the static file, then the kernel. (Resolving
-// them on the wire, ARP, belongs to the dataplane's exception path.)
+// gateway, from the CLI, the static file, the dataplane's ARP resolver
+// (Source::kArp, read from its neighbour segment) and the kernel. Where
+// sources disagree the CLI wins, then the static file, then ARP, then the
+// kernel.
 #pragma once
 
 #include <array>

@@ -24,9 +24,15 @@ Status NodeConfig::validate() const {
         return Error{Errc::kInvalidArgument, "node IP " + format_ipv4(node_ip) + " is not inside the uplink subnet " +
                                                  uplink.str() + " (give --uplink as the subnet, e.g. 10.168.0.0/24)"};
     if (gateway) {
+        // Frames to it carry its MAC (the default route, tunnels to nodes
+        // off the subnet): it must be one L2 hop away, and a host of the subnet.
         if (!uplink.contains(*gateway))
-            return Error{Errc::kInvalidArgument,
-                         "gateway " + format_ipv4(*gateway) + " is not on the uplink subnet " + uplink.str()};
+            return Error{Errc::kInvalidArgument, "gateway " + format_ipv4(*gateway) + " is not on the uplink subnet " +
+                                                     uplink.str() + ": it must be one L2 hop from this node"};
+        const Ipv4Addr host_bits = uplink.len >= 31 ? 0 : ~Ipv4Addr{0} >> uplink.len;
+        if (host_bits != 0 && ((*gateway & host_bits) == 0 || (*gateway & host_bits) == host_bits))
+            return Error{Errc::kInvalidArgument, "gateway " + format_ipv4(*gateway) + " is the network or broadcast "
+                                                 "address of the uplink subnet " + uplink.str()};
         if (*gateway == node_ip)
             return Error{Errc::kInvalidArgument, "gateway " + format_ipv4(*gateway) + " is this node's own IP"};
     }
@@ -96,6 +102,23 @@ Result<Forwarding> resolve(const NodeConfig& node, const RouteSpec& r) {
         break;
     }
     return refused(r, std::string("mode ") + mode_request_name(mode) + " cannot be resolved");
+}
+
+RouteSpec connected_route(const NodeConfig& node) {
+    return RouteSpec{node.uplink, Source::kConnected, 0, ModeRequest::kHostGw, 0, std::nullopt};
+}
+
+Forwarding connected_forwarding() {
+    Forwarding f;
+    f.mode = lpm::ForwardMode::kHostGw;
+    f.connected = true;
+    return f;
+}
+
+std::optional<RouteSpec> gateway_route(const NodeConfig& node) {
+    if (!node.gateway)
+        return std::nullopt;
+    return RouteSpec{Prefix4{0, 0}, Source::kGateway, *node.gateway, ModeRequest::kHostGw, 0, std::nullopt};
 }
 
 }  // namespace podfwd::control

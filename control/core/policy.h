@@ -34,6 +34,9 @@ struct Forwarding {
     Ipv4Addr l2_nexthop = 0;    // whose MAC frames go to: the node on the subnet, else the gateway
     std::uint32_t vni = 0;      // VXLAN
     MacAddr vtep_mac{};         // VXLAN
+    // The uplink subnet's connected route (host-gw, no node): each packet's
+    // own destination is its L2 next hop, which the dataplane resolves.
+    bool connected = false;
 
     friend bool operator==(const Forwarding&, const Forwarding&) = default;
     friend auto operator<=>(const Forwarding&, const Forwarding&) = default;
@@ -42,5 +45,12 @@ struct Forwarding {
 // The forwarding of `route` on this node, or a one-line error that says why
 // not and what to do instead.
 Result<Forwarding> resolve(const NodeConfig& node, const RouteSpec& route);
+
+// The uplink subnet as a route of its own (Source::kConnected): host-gw,
+// no next-hop node, the dataplane ARPs for each destination.
+RouteSpec connected_route(const NodeConfig& node);
+Forwarding connected_forwarding();
+// 0.0.0.0/0 host-gw via the gateway (Source::kGateway); nullopt without one.
+std::optional<RouteSpec> gateway_route(const NodeConfig& node);
 
 }  // namespace podfwd::control

@@ -4,7 +4,7 @@ namespace podfwd::control {
 
 namespace {
 
-constexpr const char* kSourceNames[] = {"local", "cli", "static", "bgp", "etcd", "kernel"};
+constexpr const char* kSourceNames[] = {"local", "cli", "static", "bgp", "etcd", "kernel", "connected", "gateway", "arp"};
 static_assert(std::size(kSourceNames) == kSourceCount);
 
 struct ModeName {
@@ -32,7 +32,25 @@ std::optional<Source> parse_source(std::string_view text) noexcept {
     return std::nullopt;
 }
 
-Preferences default_preferences() noexcept { return {0, 10, 20, 30, 40, 50}; }
+std::optional<Source> parse_route_source(std::string_view text) noexcept {
+    const auto source = parse_source(text);
+    return source && is_route_source(*source) ? source : std::nullopt;
+}
+
+const std::string& route_source_names() {
+    static const std::string names = [] {
+        std::string text;
+        for (unsigned i = 0; i < kSourceCount; ++i)
+            if (is_route_source(static_cast<Source>(i)))
+                text += (text.empty() ? "" : ", ") + std::string(kSourceNames[i]);
+        return text;
+    }();
+    return names;
+}
+
+// The gateway's default route is the last resort: 255, and last in the
+// tie-break, so any learned route (whatever its --preference) wins.
+Preferences default_preferences() noexcept { return {0, 10, 20, 30, 40, 50, 0, 255, 255}; }
 
 const char* mode_request_name(ModeRequest m) noexcept {
     switch (m) {

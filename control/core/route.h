@@ -14,22 +14,34 @@
 
 namespace podfwd::control {
 
-// Who said so. Order is the tie-break between equal preferences.
+// Who said so. Order is the tie-break between equal preferences. Every
+// source but kArp states routes; kArp states neighbours only.
 enum class Source : std::uint8_t {
-    kLocal,    // this node's own pod CIDRs (node config)
-    kCli,      // podfwdctl route add
-    kStatic,   // the static routes file
+    kLocal,       // this node's own pod CIDRs (node config)
+    kCli,         // podfwdctl route add
+    kStatic,      // the static routes file
     kBgp,
     kEtcd,
-    kKernel,   // mirrored from the kernel FIB (netlink)
+    kKernel,      // mirrored from the kernel FIB (netlink)
+    kConnected,   // the --uplink subnet itself (node config): the dataplane ARPs for each destination
+    kGateway,     // 0.0.0.0/0 via --gateway (node config): every learned route wins over it
+    kArp,         // neighbours only: those the dataplane resolved (its neighbour segment)
     kCount
 };
 inline constexpr unsigned kSourceCount = static_cast<unsigned>(Source::kCount);
 
 const char* source_name(Source) noexcept;
+// Any source's name, kArp's ("arp") included.
 std::optional<Source> parse_source(std::string_view) noexcept;
+// Sources that state routes: all but kArp.
+constexpr bool is_route_source(Source s) noexcept { return s != Source::kArp && s < Source::kCount; }
+// A route source's name (route list --source, --preference); nullopt for "arp".
+std::optional<Source> parse_route_source(std::string_view) noexcept;
+// "local, cli, static, bgp, etcd, kernel, connected, gateway", for messages.
+const std::string& route_source_names();
 
-// Lower wins. Defaults: local 0, cli 10, static 20, bgp 30, etcd 40, kernel 50.
+// Lower wins. Defaults: local 0, cli 10, static 20, bgp 30, etcd 40,
+// kernel 50, connected 0, gateway 255 (kArp's slot is unused).
 using Preferences = std::array<std::uint8_t, kSourceCount>;
 Preferences default_preferences() noexcept;
 

@@ -17,7 +17,16 @@ lpm::NextHop TableSync::record(const Forwarding& f) const {
     nh.vni = f.vni;
     nh.mode = f.mode;
     nh.vtep_mac = f.vtep_mac;
+    if (f.connected) {
+        // Each packet's destination is its own L2 next hop: the record
+        // never holds a MAC, the dataplane resolves per destination.
+        nh.flags |= lpm::NextHop::kConnected;
+        return nh;
+    }
     if (needs_mac(f.mode)) {
+        // Whom the dataplane ARPs for while the MAC is unknown: the gateway
+        // for a tunnel to a node off the subnet, not the node.
+        nh.l2_ip = f.l2_nexthop;
         if (const auto mac = neighbours_.mac(f.l2_nexthop)) {
             nh.mac = *mac;
             nh.flags |= lpm::NextHop::kMacResolved;

@@ -121,9 +121,8 @@ Result<DaemonCommand> parse_route(Words& words, const std::optional<std::string>
     if (*sub == "list") {
         json request = {{"op", "route.list"}};
         if (source) {
-            if (!control::parse_source(*source))
-                return usage_error("unknown source " + in_quotes(*source) +
-                                   ": local, cli, static, bgp, etcd or kernel");
+            if (!control::parse_route_source(*source))
+                return usage_error("unknown source " + in_quotes(*source) + ": " + control::route_source_names());
             request["source"] = *source;
         }
         return DaemonCommand{std::move(request), View::kRouteList};
@@ -318,7 +317,7 @@ commands:
             [vni N] [vtep-mac MAC]
   route add <prefix> local|blackhole
   route del <prefix>
-  route list [--source local|cli|static|bgp|etcd|kernel]
+  route list [--source local|cli|static|bgp|etcd|kernel|connected|gateway]
   route get <ip>
   neigh list
   neigh add <ip> <mac>

@@ -110,10 +110,14 @@ std::string neighbour_change(const char* verb, const json& result) {
            '\n';
 }
 
+// STATE, PROBES and QUEUED are the dataplane resolver's view ("-" for a
+// neighbour it does not know); MAC and SOURCE the MAC the next hops use.
 std::string neighbour_list(const json& result) {
-    TextTable table({{"IP"}, {"MAC"}, {"SOURCE"}, {"NEXTHOPS"}});
+    TextTable table({{"IP"}, {"MAC"}, {"SOURCE"}, {"STATE"}, {"PROBES", Align::kRight}, {"QUEUED", Align::kRight},
+                     {"NEXTHOPS", Align::kRight}});
     for (const json& neighbour : list(result, "neighbours"))
         table.add_row({field_text(neighbour, "ip"), field_text(neighbour, "mac"), field_text(neighbour, "source"),
+                       field_text(neighbour, "state"), field_text(neighbour, "probes"), field_text(neighbour, "queued"),
                        field_text(neighbour, "nexthops")});
     return render_or(table, "no neighbours");
 }

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <utility>
 
+#include "common/process.h"
+
 namespace podfwd::ctl {
 
 namespace {
@@ -77,29 +79,6 @@ T load(const std::byte* at) {
     T value;
     std::memcpy(&value, at, sizeof value);
     return value;
-}
-
-// kill(pid, 0) succeeds for a zombie too: a dataplane killed but not yet
-// reaped is as dead as one that is gone.
-bool process_alive(std::uint32_t pid) {
-    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)
-        return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto name_end = line.rfind(") ");   // "pid (comm) state ...", comm may hold anything
-    return name_end == std::string::npos || name_end + 2 >= line.size() || line[name_end + 2] != 'Z';
-}
-
-std::optional<std::uint32_t> pid_of(std::string_view file_name, std::string_view prefix) {
-    if (!file_name.starts_with(prefix) || file_name.size() == prefix.size())
-        return std::nullopt;
-    const auto digits = file_name.substr(prefix.size());
-    std::uint32_t pid = 0;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
-    if (ec != std::errc{} || end != digits.data() + digits.size() || pid == 0)
-        return std::nullopt;
-    return pid;
 }
 
 Error incompatible(const std::string& path, const std::string& what) {
@@ -235,7 +214,7 @@ Result<StatsSnapshot> read_stats(const std::string& table, const std::string& sh
     std::vector<std::pair<std::uint32_t, std::string>> found;
     const std::string prefix = table + ".stats.";
     while (const dirent* entry = readdir(dir))
-        if (const auto pid = pid_of(entry->d_name, prefix))
+        if (const auto pid = pid_suffix(entry->d_name, prefix))
             found.emplace_back(*pid, shm_dir + "/" + entry->d_name);
     closedir(dir);
     std::sort(found.begin(), found.end());

@@ -19,7 +19,8 @@ const char* phase_name(SourcePhase p) noexcept {
 }
 
 Control::Control(const DaemonOptions& options, lpm::TableWriter writer)
-    : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_) {}
+    : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_),
+      arp_(options.table) {}
 
 Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
     lpm::TableWriter::Options table_options;
@@ -42,10 +43,15 @@ Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
         const RouteSpec local{cidr, Source::kLocal, 0, ModeRequest::kLocal, 0, std::nullopt};
         c.rib_.set(local, Forwarding{lpm::ForwardMode::kLocal});
     }
+    c.add_node_routes();
+    // Before the reconcile: a restarted daemon finds the records of the
+    // last run with the MACs the dataplane resolved, not without them.
+    c.poll_neighbours();
     for (auto load : {&Control::load_static_at_start, &Control::load_cli_state, &Control::load_kernel,
                       &Control::start_etcd, &Control::start_bgp})
         if (auto s = (c.*load)(); !s)
             return std::move(s).error();
+    c.sync_connected_routes();   // the /32s of every neighbour loaded, the CLI's included
 
     if (auto s = c.sync_.reconcile(c.rib_); !s)
         return Error{s.error().code, "cannot bring the table in line with the sources: " + s.error().message};
@@ -54,6 +60,50 @@ Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
                  recovered ? "re-attached and reconciled" : "created", c.sync_.installed(), c.rib_.prefixes(),
                  c.sync_.nexthops());
     return control;
+}
+
+void Control::add_node_routes() {
+    state(Source::kConnected) = SourceState{
+        true, SourcePhase::kUp, "--uplink " + options_.node.uplink.str() + ", and its neighbours with a MAC",
+        0, std::nullopt, 0};
+    sync_connected_routes();
+    SourceState& gw = state(Source::kGateway);
+    const auto route = gateway_route(options_.node);
+    if (!route) {
+        gw.detail = "no --gateway";
+        return;
+    }
+    if (!options_.default_route) {
+        gw.detail = "--no-default-route";
+        return;
+    }
+    gw = SourceState{true, SourcePhase::kUp, "--gateway " + format_ipv4(*options_.node.gateway), 0, std::nullopt, 0};
+    auto forwarding = resolve(options_.node, *route);
+    if (!forwarding) {   // NodeConfig::validate keeps the gateway on the subnet: not expected
+        refuse(Source::kGateway, describe(*route) + ": " + forwarding.error().message);
+        gw.phase = SourcePhase::kError;
+        return;
+    }
+    rib_.set(*route, *forwarding);
+}
+
+void Control::sync_connected_routes() {
+    const NodeConfig& node = options_.node;
+    std::vector<ResolvedRoute> routes{{connected_route(node), connected_forwarding()}};
+    const Ipv4Addr host_bits = node.uplink.len >= 31 ? 0 : ~Ipv4Addr{0} >> node.uplink.len;
+    for (const Neighbour& n : neighbours_.list()) {
+        if (!node.uplink.contains(n.ip) || n.ip == node.node_ip)
+            continue;
+        if (host_bits != 0 && ((n.ip & host_bits) == 0 || (n.ip & host_bits) == host_bits))
+            continue;   // the subnet's network or broadcast address
+        const RouteSpec host{Prefix4{n.ip, 32}, Source::kConnected, n.ip, ModeRequest::kHostGw, 0, std::nullopt};
+        // The same forwarding as a host-gw route via the node: they share its record.
+        if (auto forwarding = resolve(node, host))
+            routes.push_back({host, *forwarding});
+    }
+    const auto changed = rib_.replace_source(Source::kConnected, routes);
+    state(Source::kConnected).changes += changed.size();
+    (void)push(changed);   // a /32 the table cannot take is refused and retried, like any route
 }
 
 // ---- pushing to the table ----
@@ -83,6 +133,8 @@ Status Control::push(std::span<const Prefix4> changed) {
 // Every changed neighbour is tried; one whose records could not all be
 // rewritten is retried on the next tick.
 Status Control::push_neighbours(std::span<const Ipv4Addr> changed) {
+    if (!changed.empty())
+        sync_connected_routes();
     if (!reconciled_)
         return ok();
     Status first;

@@ -20,6 +20,7 @@
 #include "control/core/rib.h"
 #include "control/core/table_sync.h"
 #include "control/daemon/json_codec.h"
+#include "control/daemon/neigh_segment_reader.h"
 #include "control/daemon/options.h"
 #include "control/etcd/etcd_source.h"
 #include "control/kernel/kernel_source.h"
@@ -80,6 +81,10 @@ public:
     // At exit: the last tick, and the network sources' routes saved for the
     // next start whatever their saving pace.
     void stop();
+    // Every kNeighbourPoll: the dataplane's neighbour segment, the "arp"
+    // source. Changed MACs are written into the next-hop records at once.
+    static constexpr std::chrono::milliseconds kNeighbourPoll{100};
+    void poll_neighbours();
 
     const Rib& rib() const noexcept { return rib_; }
 
@@ -122,6 +127,17 @@ private:
     Status push_neighbours(std::span<const Ipv4Addr> changed);
     // Commits staged changes; a failure is logged (the next commit retries).
     Status commit();
+
+    // The node config's own routes: the uplink subnet (connected) and the
+    // default route via --gateway.
+    void add_node_routes();
+    // The connected source's routes: the uplink subnet, and a /32 host-gw
+    // route to each neighbour on it that has a MAC (from any source), so
+    // traffic to other nodes takes the fast path, not the resolver's.
+    // Staged; called whenever neighbours change.
+    void sync_connected_routes();
+    void refresh_arp_state();
+    json neighbour_json(Ipv4Addr ip) const;
 
     Status load_static(bool at_start);
     Status load_static_at_start();
@@ -176,6 +192,7 @@ private:
     SavedRoutes etcd_saved_;       // etcd_state_path()
     SavedRoutes bgp_saved_;        // bgp_state_path()
     std::set<Ipv4Addr> pending_neighbours_;   // records not yet rewritten for a MAC change
+    NeighSegmentReader arp_;                  // the dataplane's resolver's neighbours
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
     auto ticker = loop->add_timer(std::chrono::milliseconds(200), std::chrono::milliseconds(200), [&c] { c.tick(); });
     if (!ticker)
         return fail(ticker.error().message);
+    // The dataplane's resolved neighbours: a load of the segment's sequence
+    // when nothing changed, so a MAC reaches the next-hop records within 100 ms.
+    auto neighbours = loop->add_timer(Control::kNeighbourPoll, Control::kNeighbourPoll, [&c] { c.poll_neighbours(); });
+    if (!neighbours)
+        return fail(neighbours.error().message);
     while (running) {
         if (auto s = loop->run_once(-1); !s)
             return fail(s.error().message);

@@ -25,7 +25,10 @@ po::options_description describe() {
         ("config", po::value<std::string>(), "INI file of the options below (command line wins)")
         ("node-ip", po::value<std::string>(), "this node's IPv4 address (required)")
         ("uplink", po::value<std::string>(), "the uplink subnet, e.g. 10.168.0.0/24 (required)")
-        ("gateway", po::value<std::string>(), "router on the uplink towards nodes off the subnet")
+        ("gateway", po::value<std::string>(),
+         "router on the uplink subnet: towards nodes off the subnet, and the default route (0.0.0.0/0 host-gw, "
+         "below every learned route)")
+        ("no-default-route", po::bool_switch(), "no default route via --gateway (only what the sources state)")
         ("pod-cidr", po::value<std::vector<std::string>>()->composing(), "this node's own pod CIDR (repeatable)")
         ("default-mode", po::value<std::string>()->default_value("cross-subnet"),
          "mode of routes that name none: host-gw, ipip, vxlan, cross-subnet")
@@ -79,7 +82,7 @@ po::options_description describe() {
          "gobgpd to run as our child (its API on a Unix socket beside --socket)")
         ("gobgp-api", po::value<std::string>(), "use a running gobgpd's API instead: host:port or unix:///path")
         ("preference", po::value<std::vector<std::string>>()->composing(),
-         "source=N, lower wins (defaults: local=0 cli=10 static=20 bgp=30 etcd=40 kernel=50)")
+         "source=N, lower wins (defaults: local=0 cli=10 static=20 bgp=30 etcd=40 kernel=50 connected=0 gateway=255)")
         ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
     return d;
 }
@@ -96,9 +99,9 @@ Result<ModeRequest> mode_option(const po::variables_map& vm, const char* name) {
 
 Status parse_preference(const std::string& text, Preferences& out) {
     const auto eq = text.find('=');
-    const auto source = parse_source(text.substr(0, eq));
+    const auto source = parse_route_source(text.substr(0, eq));
     if (eq == std::string::npos || !source)
-        return invalid("--preference '" + text + "': expected source=N with source one of local, cli, static, bgp, etcd, kernel");
+        return invalid("--preference '" + text + "': expected source=N with source one of " + route_source_names());
     try {
         const int value = std::stoi(text.substr(eq + 1));
         if (value < 0 || value > 255)
@@ -286,6 +289,7 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
             return invalid("--gateway: " + gw.error().message);
         o.node.gateway = *gw;
     }
+    o.default_route = !vm["no-default-route"].as<bool>();
     if (vm.count("pod-cidr"))
         for (const auto& text : vm["pod-cidr"].as<std::vector<std::string>>()) {
             auto cidr = Prefix4::parse(text);

@@ -26,6 +26,7 @@ struct DaemonOptions {
     std::chrono::milliseconds etcd_start_wait{5000};   // for etcd's first read before reconciling
     std::vector<Prefix4> accept;                   // --accept: the pod networks network sources may route
     std::optional<bgp::BgpOptions> bgp;            // --bgp-as
+    bool default_route = true;         // 0.0.0.0/0 via --gateway (--no-default-route: none)
     std::string log_level = "info";
 
     std::string cli_state_path() const { return state_dir + "/" + table + ".cli.json"; }

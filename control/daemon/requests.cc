@@ -230,9 +230,9 @@ json Control::route_list(const json& request) {
     std::optional<Source> only;
     if (request.contains("source") && !request["source"].is_null()) {
         const std::string name = request["source"].get<std::string>();
-        only = parse_source(name);
+        only = parse_route_source(name);
         if (!only)
-            return failure(Errc::kInvalidArgument, "unknown source '" + name + "' (local, cli, static, bgp, etcd, kernel)");
+            return failure(Errc::kInvalidArgument, "unknown route source '" + name + "' (" + route_source_names() + ")");
     }
     std::size_t limit = kRouteListDefaultLimit;
     if (request.contains("limit") && !request["limit"].is_null()) {
@@ -316,16 +316,6 @@ json Control::neigh_del(const json& request) {
     return json{{"neighbour", removed}};
 }
 
-json Control::neigh_list(const json&) {
-    json list = json::array();
-    for (const Neighbour& n : neighbours_.list())
-        list.push_back({{"ip", format_ipv4(n.ip)},
-                        {"mac", format_mac(n.mac)},
-                        {"source", source_name(n.source)},
-                        {"nexthops", sync_.users_of(n.ip)}});
-    return json{{"neighbours", std::move(list)}};
-}
-
 json Control::sources(const json&) {
     json list = json::array();
     for (unsigned i = 0; i < kSourceCount; ++i) {
@@ -344,6 +334,19 @@ json Control::sources(const json&) {
             entry["etcd"] = etcd_json();
         if (source == Source::kBgp && bgp_)
             entry["bgp"] = bgp_json();
+        if (source == Source::kArp) {
+            const auto& snapshot = arp_.snapshot();
+            std::size_t with_mac = 0;
+            if (snapshot)
+                with_mac = static_cast<std::size_t>(std::count_if(snapshot->entries.begin(), snapshot->entries.end(),
+                                                                  [](const ArpEntry& e) { return e.has_mac(); }));
+            entry["arp"] = {{"following", arp_.following()},
+                            {"pid", snapshot ? json(snapshot->pid) : json(nullptr)},
+                            {"entries", snapshot ? snapshot->entries.size() : 0},
+                            {"with_mac", with_mac},
+                            {"bad_segments", arp_.bad_segments()},
+                            {"busy_polls", arp_.busy_polls()}};
+        }
         list.push_back(std::move(entry));
     }
     return json{{"sources", std::move(list)}};
@@ -360,6 +363,7 @@ json Control::status(const json&) {
                 {"table", options_.table},
                 {"pod_cidrs", std::move(cidrs)},
                 {"default_mode", mode_request_name(options_.node.default_mode)},
+                {"default_route", options_.default_route && options_.node.gateway.has_value()},
                 {"routes", rib_.prefixes()},
                 {"installed", sync_.installed()},
                 {"nexthops", sync_.nexthops()},

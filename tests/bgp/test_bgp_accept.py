@@ -66,7 +66,9 @@ def test_accept(bins):
                 if prefix in ("0.0.0.0/0", "10.244.0.0/24", "10.244.0.0/16", "10.244.0.128/25", "10.168.0.0/16"):
                     continue   # their first address has another route (local, or another block)
                 nh, r = node.installed(prefix)
-                check(nh == 0 and (r is None or r["source"] != "bgp"), f"{prefix} ({why}): not in the table ({nh}, {r})")
+                # Inside the uplink subnet the connected route answers: never a BGP one.
+                check((nh == 0 or r["source"] == "connected") and (r is None or r["source"] != "bgp"),
+                      f"{prefix} ({why}): not in the table ({nh}, {r})")
             nh, r = node.installed("10.244.0.130/32")
             check(r is not None and r["source"] == "local", f"own pod CIDR stays local ({r})")
             nh, r = node.installed("192.0.2.1/32")

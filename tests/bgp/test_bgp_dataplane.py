@@ -26,8 +26,10 @@ NEIGHBOURS = f"neigh {BIRD_IP} {BIRD_MAC}\nneigh 10.168.0.1 02:00:00:00:00:01\n"
 def test_dataplane(bins):
     with Cleanup() as c:
         bird = c.add(Bird("dp", BIRD_IP, BIRD_AS, [Neighbor(NODE_IP, 65001, name="podfwd")], static=[BLOCK, OTHER]))
-        lab = c.add(BgpDataplaneLab(bins, "bgpdp", NEIGHBOURS, control_args=bgp_args(
-            65001, [peer_arg(BIRD_IP, BIRD_AS)], accept=("10.100.0.0/16",), bgp_restart_time=8)))
+        # No default route: the probes check that prefixes nobody advertised are dropped as no_route.
+        lab = c.add(BgpDataplaneLab(bins, "bgpdp", NEIGHBOURS, control_args=[*bgp_args(
+            65001, [peer_arg(BIRD_IP, BIRD_AS)], accept=("10.100.0.0/16",), bgp_restart_time=8),
+            "--no-default-route"]))
         before = len(check.failures)
         try:
             lab.wait_established(BIRD_IP)

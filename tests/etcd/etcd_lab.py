@@ -152,7 +152,10 @@ class Node(EtcdCtl, Lab):
         self.control = subprocess.Popen(
             [self.bins["control"], "--node-ip", self.node_ip, "--uplink", UPLINK, "--gateway", GATEWAY, *cidr,
              "--table", self.table, "--socket", self.socket_path, "--state-dir", f"{self.tmp}/state",
-             "--static-routes", self.static_path, *self.control_args, *extra],
+             "--static-routes", self.static_path,
+             # The probes for prefixes nobody announced look them up: no
+             # default route via the gateway to answer them.
+             "--no-default-route", *self.control_args, *extra],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=etcd_server.die_with_parent)
         log.close()
         wait_until(self._control_answers, 30, "podfwd-control to answer on its socket", interval=0.02)

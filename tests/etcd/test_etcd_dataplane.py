@@ -26,7 +26,9 @@ NEIGHBOURS = f"neigh {B} {B_MAC}\nneigh {C} {C_MAC}\nneigh 10.168.0.1 02:00:00:0
 def test_dataplane(bins):
     with EtcdCluster() as etcd:
         etcd.put_json(FLANNEL + "/config", flannel_config("host-gw"))
-        lab = DataplaneLab(bins, "etcddp", NEIGHBOURS, control_args=etcd_args(etcd, vtep_mac="02:00:00:00:00:02"))
+        # No default route: the probes check that a pod CIDR nobody leased is dropped as no_route.
+        lab = DataplaneLab(bins, "etcddp", NEIGHBOURS, control_args=[*etcd_args(etcd, vtep_mac="02:00:00:00:00:02"),
+                                                                     "--no-default-route"])
         try:
             check(lab.source()["state"] == "up", "podfwd-control with the etcd source is up")
             check(lab.probe_dropped("10.244.1.7", "before", "no_route"), "no lease yet: dropped and counted")

@@ -204,5 +204,112 @@ TEST_F(TableSyncTest, ABestTheTableCannotTakeIsWithdrawnThenRetried) {
     EXPECT_EQ(answer("10.244.1.1")->node_ip, ip("10.168.0.5"));
 }
 
+// The record names whom the dataplane ARPs for while its MAC is unknown:
+// the node on the subnet, the gateway for a tunnel to a node off it.
+TEST_F(TableSyncTest, RecordsNameTheirL2NextHop) {
+    const Ipv4Addr gateway = ip("10.168.0.1");
+    const MacAddr vtep{2, 0, 0, 0, 0, 0x77};
+    const std::pair<const char*, Forwarding> routes[] = {
+        {"10.244.1.0/24", Forwarding{lpm::ForwardMode::kHostGw, ip("10.168.0.3"), ip("10.168.0.3"), 0, {}}},
+        {"10.244.2.0/24", Forwarding{lpm::ForwardMode::kIpip, ip("10.169.0.7"), gateway, 0, {}}},
+        {"10.244.3.0/24", Forwarding{lpm::ForwardMode::kVxlan, ip("10.169.0.8"), gateway, 5, vtep}},
+        {"10.244.4.0/24", Forwarding{lpm::ForwardMode::kIpip, ip("10.168.0.4"), ip("10.168.0.4"), 0, {}}},
+        {"10.244.5.0/24", Forwarding{lpm::ForwardMode::kLocal}},
+    };
+    for (const auto& [prefix, f] : routes)
+        ASSERT_TRUE(sync_->stage(pfx(prefix), &f));
+    ASSERT_TRUE(sync_->commit());
+    EXPECT_EQ(answer("10.244.1.1")->l2_ip, ip("10.168.0.3"));
+    EXPECT_EQ(answer("10.244.2.1")->l2_ip, gateway) << "off-subnet IPIP: ARP for the gateway, not the node";
+    EXPECT_EQ(answer("10.244.2.1")->node_ip, ip("10.169.0.7"));
+    EXPECT_EQ(answer("10.244.2.1")->l2_nexthop(), gateway);
+    EXPECT_EQ(answer("10.244.3.1")->l2_ip, gateway);
+    EXPECT_EQ(answer("10.244.4.1")->l2_ip, ip("10.168.0.4"));
+    EXPECT_EQ(answer("10.244.5.1")->l2_ip, 0u) << "delivered locally: no L2 next hop";
+    for (const char* addr : {"10.244.1.1", "10.244.2.1", "10.244.3.1", "10.244.4.1", "10.244.5.1"})
+        EXPECT_FALSE(answer(addr)->connected()) << addr;
+
+    // The gateway's MAC resolves both tunnels' records at once, not the nodes'.
+    const MacAddr gw_mac{2, 0, 0, 0, 0, 1};
+    ASSERT_TRUE(neighbours_.set(Neighbour{gateway, gw_mac, Source::kArp}));
+    ASSERT_TRUE(sync_->neighbour_changed(gateway));
+    for (const char* addr : {"10.244.2.1", "10.244.3.1"}) {
+        ASSERT_TRUE(answer(addr)->mac_resolved()) << addr;
+        EXPECT_EQ(answer(addr)->mac, gw_mac) << addr;
+        EXPECT_EQ(answer(addr)->l2_ip, gateway) << "the rewrite keeps l2_ip";
+    }
+    EXPECT_FALSE(answer("10.244.1.1")->mac_resolved());
+}
+
+TEST_F(TableSyncTest, TheConnectedRouteNeverHoldsAMac) {
+    const Forwarding connected = connected_forwarding();
+    ASSERT_TRUE(sync_->stage(pfx("10.168.0.0/24"), &connected));
+    ASSERT_TRUE(sync_->commit());
+    // Even a neighbour "at" 0.0.0.0 (no source states one; a bug might) does not give it one.
+    ASSERT_TRUE(neighbours_.set(Neighbour{0, MacAddr{2, 0, 0, 0, 0, 9}, Source::kCli}));
+    ASSERT_TRUE(sync_->neighbour_changed(0));
+    const auto nh = answer("10.168.0.77");
+    ASSERT_TRUE(nh);
+    EXPECT_EQ(nh->mode, lpm::ForwardMode::kHostGw);
+    EXPECT_TRUE(nh->connected());
+    EXPECT_FALSE(nh->mac_resolved());
+    EXPECT_EQ(nh->node_ip, 0u);
+    EXPECT_EQ(nh->l2_ip, 0u) << "the dataplane ARPs for each packet's destination";
+    EXPECT_EQ(nh->mac, (std::array<std::uint8_t, 6>{}));
+}
+
+// CLI > static > arp (the dataplane's) > kernel, and the records follow.
+TEST_F(TableSyncTest, ArpRanksBelowStaticAboveKernel) {
+    set("10.244.1.0/24", "10.168.0.3");
+    ASSERT_TRUE(sync_->commit());
+    const Ipv4Addr node = ip("10.168.0.3");
+    const MacAddr kernel{2, 0, 0, 0, 0, 0xa}, arp{2, 0, 0, 0, 0, 0xb}, fixed{2, 0, 0, 0, 0, 0xc}, cli{2, 0, 0, 0, 0, 0xd};
+    const auto mac_now = [&] {
+        return answer("10.244.1.1")->mac_resolved() ? std::optional(answer("10.244.1.1")->mac) : std::nullopt;
+    };
+    const auto apply = [&](std::vector<Ipv4Addr> changed) {
+        for (Ipv4Addr a : changed)
+            ASSERT_TRUE(sync_->neighbour_changed(a));
+    };
+    const std::vector<Neighbour> kernel_view{{node, kernel, Source::kKernel}};
+    apply(neighbours_.replace_source(Source::kKernel, kernel_view));
+    EXPECT_EQ(mac_now(), kernel);
+    const std::vector<Neighbour> arp_view{{node, arp, Source::kArp}};
+    apply(neighbours_.replace_source(Source::kArp, arp_view));
+    EXPECT_EQ(mac_now(), arp) << "arp beats kernel";
+    EXPECT_EQ(neighbours_.list().at(0).source, Source::kArp);
+    const std::vector<Neighbour> static_view{{node, fixed, Source::kStatic}};
+    apply(neighbours_.replace_source(Source::kStatic, static_view));
+    EXPECT_EQ(mac_now(), fixed) << "static beats arp";
+    EXPECT_TRUE(neighbours_.replace_source(Source::kArp, {}).empty()) << "a losing source's change changes nothing";
+    apply(neighbours_.replace_source(Source::kArp, arp_view));
+    ASSERT_TRUE(neighbours_.set({node, cli, Source::kCli}));
+    apply({node});
+    EXPECT_EQ(mac_now(), cli) << "cli beats everything";
+    ASSERT_TRUE(neighbours_.erase(node, Source::kCli));
+    apply(neighbours_.replace_source(Source::kStatic, {}));
+    EXPECT_EQ(mac_now(), arp) << "back to arp once the sources above it let go";
+    apply(neighbours_.replace_source(Source::kArp, {}));
+    EXPECT_EQ(mac_now(), kernel);
+}
+
+TEST(Sources, ArpIsANeighbourSourceOnly) {
+    EXPECT_EQ(parse_source("arp"), Source::kArp);
+    EXPECT_FALSE(parse_route_source("arp"));
+    EXPECT_FALSE(is_route_source(Source::kArp));
+    for (const char* name : {"local", "cli", "static", "bgp", "etcd", "kernel", "connected", "gateway"}) {
+        ASSERT_TRUE(parse_route_source(name)) << name;
+        EXPECT_STREQ(source_name(*parse_route_source(name)), name);
+    }
+    EXPECT_EQ(route_source_names(), "local, cli, static, bgp, etcd, kernel, connected, gateway");
+    const Preferences p = default_preferences();
+    for (unsigned i = 0; i < kSourceCount; ++i) {
+        if (static_cast<Source>(i) != Source::kGateway && is_route_source(static_cast<Source>(i))) {
+            EXPECT_LT(p[i], p[static_cast<unsigned>(Source::kGateway)]) << source_name(static_cast<Source>(i));
+        }
+    }
+    EXPECT_EQ(p[static_cast<unsigned>(Source::kConnected)], 0);
+}
+
 }  // namespace
 }  // namespace podfwd::control

@@ -170,7 +170,10 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"route", "del", "10.244.1.0/24", "via"}, "route del: unexpected 'via'"},
         UsageCase{{"route", "get", "10.244.1"}, "invalid IPv4 address '10.244.1'"},
         UsageCase{{"route", "list", "--source", "ospf"},
-                  "unknown source 'ospf': local, cli, static, bgp, etcd or kernel"},
+                  "unknown source 'ospf': local, cli, static, bgp, etcd, kernel, connected, gateway"},
+        // arp is a neighbour source: it has no routes to list.
+        UsageCase{{"route", "list", "--source", "arp"},
+                  "unknown source 'arp': local, cli, static, bgp, etcd, kernel, connected, gateway"},
         UsageCase{{"route", "get", "10.244.1.1", "--source", "bgp"}, "--source is only for 'route list'"},
         UsageCase{{"status", "--source", "bgp"}, "--source is only for 'route list'"},
         UsageCase{{"neigh"}, "neigh: missing subcommand: add, del or list"},

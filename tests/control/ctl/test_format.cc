@@ -128,9 +128,20 @@ TEST(Format, Neighbours) {
          {{{"ip", "192.168.1.2"}, {"mac", "02:00:00:00:02:02"}, {"source", "cli"}, {"nexthops", {3, 4}}},
           {{"ip", "192.168.1.254"}, {"mac", "02:00:00:00:00:fe"}, {"source", "kernel"}, {"nexthops", 0}}}}};
     EXPECT_EQ(format_result(View::kNeighbourList, result),
-              "IP             MAC                SOURCE  NEXTHOPS\n"
-              "192.168.1.2    02:00:00:00:02:02  cli     3,4\n"
-              "192.168.1.254  02:00:00:00:00:fe  kernel  0\n");
+              "IP             MAC                SOURCE  STATE  PROBES  QUEUED  NEXTHOPS\n"
+              "192.168.1.2    02:00:00:00:02:02  cli     -           -       -       3,4\n"
+              "192.168.1.254  02:00:00:00:00:fe  kernel  -           -       -         0\n");
+    // The dataplane's view: a CLI MAC over a resolved one, and one still unresolved.
+    const json learned = {
+        {"neighbours",
+         {{{"ip", "192.168.1.2"}, {"mac", "02:00:00:00:02:02"}, {"source", "cli"}, {"state", "reachable"},
+           {"probes", 0}, {"queued", 0}, {"nexthops", 1}},
+          {{"ip", "192.168.1.9"}, {"mac", nullptr}, {"source", "arp"}, {"state", "incomplete"}, {"probes", 2},
+           {"queued", 3}, {"nexthops", 0}}}}};
+    EXPECT_EQ(format_result(View::kNeighbourList, learned),
+              "IP           MAC                SOURCE  STATE       PROBES  QUEUED  NEXTHOPS\n"
+              "192.168.1.2  02:00:00:00:02:02  cli     reachable        0       0         1\n"
+              "192.168.1.9  -                  arp     incomplete       2       3         0\n");
     EXPECT_EQ(format_result(View::kNeighbourAdded,
                             json{{"neighbour", {{"ip", "192.168.1.2"}, {"mac", "02:00:00:00:02:02"}}}}),
               "added neighbour 192.168.1.2 at 02:00:00:00:02:02\n");

@@ -163,3 +163,38 @@ TEST(BgpOptions, EachMistakeIsOneLine) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(NodeOptions, TheGatewaysDefaultRouteIsOnUnlessRefused) {
+    auto parsed = parse({"--gateway", "10.168.0.1"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_TRUE(parsed->options.default_route);
+    EXPECT_EQ(parsed->options.node.gateway, parse_ipv4("10.168.0.1").value());
+    parsed = parse({"--gateway", "10.168.0.1", "--no-default-route"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_FALSE(parsed->options.default_route);
+    EXPECT_NE(daemon_usage().find("--no-default-route"), std::string::npos);
+}
+
+TEST(NodeOptions, AGatewayOffTheUplinkIsRefusedClearly) {
+    EXPECT_EQ(error_of({"--gateway", "10.169.0.1"}),
+              "gateway 10.169.0.1 is not on the uplink subnet 10.168.0.0/24: it must be one L2 hop from this node");
+    EXPECT_EQ(error_of({"--gateway", "10.168.0.255"}),
+              "gateway 10.168.0.255 is the network or broadcast address of the uplink subnet 10.168.0.0/24");
+    EXPECT_EQ(error_of({"--gateway", "10.168.0.0"}),
+              "gateway 10.168.0.0 is the network or broadcast address of the uplink subnet 10.168.0.0/24");
+    EXPECT_EQ(error_of({"--gateway", "10.168.0.2"}), "gateway 10.168.0.2 is this node's own IP");
+}
+
+TEST(NodeOptions, PreferencesNameRouteSourcesOnly) {
+    auto parsed = parse({"--preference", "gateway=5", "--preference", "connected=1"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->options.preferences[static_cast<unsigned>(Source::kGateway)], 5);
+    EXPECT_EQ(parsed->options.preferences[static_cast<unsigned>(Source::kConnected)], 1);
+    EXPECT_EQ(error_of({"--preference", "arp=5"}),
+              "--preference 'arp=5': expected source=N with source one of local, cli, static, bgp, etcd, kernel, "
+              "connected, gateway");
+}
+
+}  // namespace

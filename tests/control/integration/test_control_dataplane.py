@@ -5,11 +5,15 @@ SIGHUP applies an edited static file as a difference, and kernel routes
 (netlink, `ip route ... proto bird table 100`) are mirrored into forwarding.
 
 Usage: test_control_dataplane.py PODFWD_CONTROL PODFWD_DATAPLANE PODFWDCTL"""
+import select
 import subprocess
 import sys
+import time
 
 from lab import Checks, Lab, binaries, enter_private_netns, wait_for
+
 from scapy.layers.inet import IP
+from scapy.layers.l2 import ARP, Ether
 
 NEIGH_B = ("10.168.0.3", "02:00:00:00:00:03")
 GATEWAY = ("10.168.0.1", "02:00:00:00:00:01")
@@ -26,8 +30,13 @@ neigh {GATEWAY[0]} {GATEWAY[1]}
 check = Checks()
 
 
+# Without the default route via --gateway, a packet no route covers is
+# dropped as no_route, which these tests count.
+NO_DEFAULT = ["--no-default-route"]
+
+
 def test_cli(bins):
-    lab = Lab(bins, "cli", STATIC)
+    lab = Lab(bins, "cli", STATIC, control_args=NO_DEFAULT)
     try:
         out = lab.probe("10.244.1.7", "static")
         check(out is not None and out.dst == NEIGH_B[1] and out[IP].ttl == 19,
@@ -89,7 +98,7 @@ def test_cli(bins):
 
 
 def test_sighup(bins):
-    lab = Lab(bins, "hup", STATIC)
+    lab = Lab(bins, "hup", STATIC, control_args=NO_DEFAULT)
     try:
         before = lab.routes()
         changes_before = {s["name"]: s["changes"] for s in lab.request({"op": "sources"})["sources"]}
@@ -125,8 +134,9 @@ def test_sighup(bins):
 
 
 def test_full_table(bins):
-    # Room for the pod CIDR and the three static routes, nothing more.
-    lab = Lab(bins, "full", STATIC, control_args=["--max-routes", "4"], dataplane=False)
+    # Room for the pod CIDR, the uplink's connected route, the three static
+    # routes and the host routes of the three static neighbours, nothing more.
+    lab = Lab(bins, "full", STATIC, control_args=["--max-routes", "8", *NO_DEFAULT], dataplane=False)
     try:
         before = lab.routes()
         rc, _, err = lab.ctl("route", "add", "10.244.9.0/24", "via", "10.168.0.4")
@@ -135,6 +145,73 @@ def test_full_table(bins):
         check(lab.routes() == before, "the refused route is not left in the RIB")
         check(lab.ctl("route", "add", "10.244.1.0/24", "via", "10.168.0.4", "mode", "host-gw")[0] == 0,
               "replacing an installed prefix still works when full")
+    finally:
+        lab.close()
+
+
+def test_default_route(bins):
+    # --gateway's default route: what no source routes goes to the gateway's MAC;
+    # a learned default route wins over it.
+    lab = Lab(bins, "dflt", STATIC)
+    try:
+        r = lab.routes().get(("0.0.0.0/0", "gateway"))
+        check(r is not None and r["via"] == GATEWAY[0] and r["best"] and r["installed"],
+              f"the gateway's default route is in the RIB and the table ({r})")
+        c = lab.routes().get(("10.168.0.0/24", "connected"))
+        check(c is not None and c["installed"] and c["via"] is None, f"the uplink's connected route ({c})")
+        out = lab.probe("10.244.9.7", "default")
+        check(out is not None and out.dst == GATEWAY[1] and out[IP].dst == "10.244.9.7" and out[IP].ttl == 19,
+              "no other route: host-gw to the gateway's MAC")
+        check(lab.ctl("route", "add", "0.0.0.0/0", "via", "10.168.0.4", "mode", "host-gw")[0] == 0,
+              "a CLI default route")
+        out = lab.probe("10.244.9.7", "cli-default")
+        check(out is not None and out.dst == "02:00:00:00:00:04", "the CLI's default route wins over the gateway's")
+    finally:
+        lab.close()
+
+
+def wait_for_arp_request(lab, target, seconds=5):
+    """The first ARP request for `target` the dataplane sends on the uplink, or None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if select.select([lab.up], [], [], max(0, deadline - time.monotonic()))[0]:
+            frame = Ether(lab.up.recv(65535))
+            if ARP in frame and frame[ARP].op == 1 and frame[ARP].pdst == target:
+                return frame
+    return None
+
+
+def test_arp_learned(bins):
+    # A next hop no source has a MAC for: the dataplane ARPs for it, and
+    # what it learns reaches podfwd-control (the "arp" neighbour source),
+    # the next-hop record, and podfwdctl neigh list.
+    node, mac = "10.168.0.6", "02:00:00:00:00:06"
+    lab = Lab(bins, "arp", f"route 10.244.6.0/24 via {node} mode host-gw\n", control_args=NO_DEFAULT)
+    try:
+        lab.drain(lab.up)
+        lab.send_from_host(lab.pod_packet("10.244.6.7", "held"))
+        request = wait_for_arp_request(lab, node)
+        check(request is not None and request[ARP].psrc == "10.168.0.2" and request[ARP].hwsrc == "02:00:00:00:00:02",
+              f"the dataplane asks who has {node} ({request.summary() if request is not None else None})")
+        lab.up.send(bytes(Ether(dst="02:00:00:00:00:02", src=mac) /
+                          ARP(op=2, hwsrc=mac, psrc=node, hwdst="02:00:00:00:00:02", pdst="10.168.0.2")))
+
+        def learned():
+            rows = [n for n in lab.ctl_json("neigh", "list")["neighbours"] if n["ip"] == node]
+            return rows[0] if rows and rows[0].get("mac") == mac else None
+        row = wait_for(learned, 10, "the dataplane's neighbour in podfwdctl neigh list")
+        check(row["source"] == "arp" and row["state"] in ("reachable", "stale") and row["nexthops"] >= 1,
+              f"neigh list: source arp, its state, the records using it ({row})")
+        got = lab.ctl_json("route", "get", "10.244.6.7")
+        check(got["route"]["mac"] == mac and got["table_nexthop"] == got["route"]["nexthop_id"],
+              f"the route's record has the MAC ({got})")
+        out = lab.probe("10.244.6.7", "resolved")
+        check(out is not None and out.dst == mac, "the next packet goes to the learned MAC")
+        rc, text, _ = lab.ctl("neigh", "list")
+        check(rc == 0 and any(node in line and "arp" in line and mac in line for line in text.splitlines()),
+              f"podfwdctl neigh list shows it:\n{text}")
+        sources = {s["name"]: s for s in lab.request({"op": "sources"})["sources"]}
+        check(sources["arp"]["state"] == "up" and sources["arp"]["refused"] == 0, f"arp source up ({sources['arp']})")
     finally:
         lab.close()
 
@@ -151,7 +228,7 @@ def test_netlink(bins):
     ip("link", "set", "nl0", "up")
     ip("link", "set", "nl1", "up")
     lab = Lab(bins, "nl", "", control_args=["--kernel", "--kernel-table", "100", "--kernel-protocol", "bird",
-                                             "--kernel-neighbours"])
+                                             "--kernel-neighbours", *NO_DEFAULT])
     try:
         ip("neigh", "add", "10.168.0.7", "lladdr", "02:00:00:00:00:07", "dev", "nl0", "nud", "permanent")
         ip("route", "add", "10.244.7.0/24", "via", "10.168.0.7", "proto", "bird", "table", "100")
@@ -181,7 +258,7 @@ def test_netlink(bins):
 if __name__ == "__main__":
     enter_private_netns()
     bins = binaries(sys.argv)
-    for test in (test_cli, test_sighup, test_full_table, test_netlink):
+    for test in (test_cli, test_sighup, test_full_table, test_netlink, test_default_route, test_arp_learned):
         print(f"--- {test.__name__}", flush=True)
         test(bins)
     check.exit()
