@@ -390,6 +390,10 @@ class Drops(FastPathCase):
 
 def _make_drop_test(case):
     def test(self):
+        if golden.DATAPLANE and case == "unresolved_nexthop":
+            # podfwd-dataplane always resolves: it holds these and ARPs
+            # (test_resolver.py through the tool, tests/e2e on the wire).
+            self.skipTest("the DPDK binary resolves next hops without a MAC")
         self.run_drop(*DROP_CASES[case])
     return test
 
