@@ -60,8 +60,9 @@ def main(build):
                        IP(src="10.244.2.5", dst=pod, ttl=63) / UDP(dport=53) / b"reply"]
         wrpcap(f"{work}/host_in.pcap", from_host)
         wrpcap(f"{work}/uplink_in.pcap", from_uplink)
-        print("input: 5 packets from local pod 10.244.0.7 (host port) to host-gw, IPIP, VXLAN, local and "
-              "unrouted destinations;\n       1 IPIP packet from node 192.168.5.9 (uplink) for the local pod")
+        print("input: 5 packets from local pod 10.244.0.7 (host port) to host-gw, IPIP, VXLAN and local "
+              "destinations, and one off the pod network\n       (the default route via the gateway); "
+              "1 IPIP packet from node 192.168.5.9 (uplink) for the local pod")
 
         with open(f"{work}/routes.conf", "w") as f:
             f.write(STATIC_ROUTES)
@@ -109,7 +110,8 @@ def main(build):
         dataplane.send_signal(signal.SIGINT)
         out, _ = dataplane.communicate(timeout=30)
         print("\npodfwd-dataplane (stopped with SIGINT):\n" + "\n".join("  " + line for line in out.splitlines()))
-        show("out of the uplink (host-gw rewritten, IPIP and VXLAN encapsulated; TTL-1 inside)",
+        show("out of the uplink (first the dataplane's gratuitous ARP for the node IP; host-gw rewritten, "
+             "IPIP and VXLAN encapsulated; TTL-1 inside)",
              f"{work}/uplink_out.pcap")
         show("out of the host port (to the node's kernel: local pods, the decapsulated reply)",
              f"{work}/host_out.pcap")
