@@ -99,6 +99,17 @@ PacketView view_of(rte_mbuf* m) noexcept {
     return PacketView{static_cast<std::uint8_t*>(m->buf_addr) + m->data_off, m->data_len, m->data_off};
 }
 
+// The view's bounds into the mbuf: the fast path and the exception path
+// move the frame's start (decapsulation, an ICMP error built in front) and
+// its end (Ethernet padding dropped) in the view only. Before an mbuf is
+// sent, or kept to be rebuilt with view_of() later (held, or handed over
+// the ring).
+void store_view(rte_mbuf* m, const PacketView& p) noexcept {
+    m->data_off = static_cast<std::uint16_t>(p.headroom);
+    m->data_len = static_cast<std::uint16_t>(p.len);
+    m->pkt_len = p.len;
+}
+
 
 // TSC cycles to nanoseconds without overflow (cycles * 10^9 would wrap
 // after a few seconds of uptime): whole seconds and the remainder apart.
@@ -206,10 +217,7 @@ private:
             }
             // Encapsulation moved the start of the frame into the headroom
             // (decapsulation out of it): the view's headroom is the offset.
-            const PacketView& p = b_.views[i];
-            m->data_off = static_cast<std::uint16_t>(p.headroom);
-            m->data_len = static_cast<std::uint16_t>(p.len);
-            m->pkt_len = p.len;
+            store_view(m, b_.views[i]);
             if (v == Verdict::kUplink)
                 uplink_tx[to_uplink++] = m;
             else
@@ -244,6 +252,7 @@ private:
                        (v == Verdict::kPuntUnresolved || (v == Verdict::kPuntArp && role == PortRole::kUplink))) {
                 // The resolver's lcore owns the neighbours: it answers and
                 // learns from the uplink's ARP, and holds or finishes these.
+                store_view(m, p);
                 if (rte_ring_mp_enqueue(ctx_.to_resolver, m) == 0)
                     continue;
                 counters_.count(Drop::kResolverBusy);
@@ -273,6 +282,7 @@ private:
             route(m, p, now_ns);
             break;
         case ResolveOutcome::kHeld:
+            store_view(m, p);   // rebuilt with view_of() when released
             break;
         case ResolveOutcome::kDrop:
             rte_pktmbuf_free(m);
@@ -297,6 +307,7 @@ private:
         if (v == Verdict::kPuntUnresolved && resolver_) {
             outcome = resolver_->handle(PortRole::kHost, v, p, reinterpret_cast<std::uintptr_t>(m), now_ns, counters_);
         } else if (v == Verdict::kPuntUnresolved && ctx_.to_resolver != nullptr) {
+            store_view(m, p);
             if (rte_ring_mp_enqueue(ctx_.to_resolver, m) == 0)
                 return;
             counters_.count(Drop::kResolverBusy);
@@ -403,9 +414,10 @@ private:
         return freed;
     }
 
-    // At exit: the held packets are freed (held_at_exit), the neighbours
-    // published empty. The ring's leftovers are main's, once every lcore
-    // has stopped.
+    // At exit: the held packets are freed (held_at_exit). The neighbours
+    // stay published as they were until the segment goes: podfwd-control
+    // keeps them until a new dataplane publishes. The ring's leftovers are
+    // main's, once every lcore has stopped.
     void stop_resolver() noexcept {
         resolver_->flush(counters_);
         free_taken();
@@ -416,7 +428,6 @@ private:
         ArpRequest requests[16];
         while (resolver_->take_requests(requests) != 0) {
         }
-        ctx_.neighbours->publish(resolver_->cache(), clock_ns());
     }
 
     std::uint64_t clock_ns() const noexcept { return tsc_to_ns(rte_get_tsc_cycles(), tsc_hz_); }
@@ -425,9 +436,7 @@ private:
     // (the slow path can add more than a burst: held packets released) is
     // sent first.
     void send(PortRole to, rte_mbuf* m, const PacketView& p) noexcept {
-        m->data_off = static_cast<std::uint16_t>(p.headroom);
-        m->data_len = static_cast<std::uint16_t>(p.len);
-        m->pkt_len = p.len;
+        store_view(m, p);
         const auto t = static_cast<unsigned>(to);
         if (b_.tx_count[t] == std::size(b_.tx[t])) [[unlikely]]
             transmit(to);

@@ -272,6 +272,62 @@ def test_two_lcores(tmp, started, segments):
     check(rc == 0, f"two lcores: SIGINT exit 0 (got {rc})")
 
 
+def test_held_after_decap(tmp, started, segments):
+    """A packet decapsulated here and routed on to a next hop without a MAC
+    is held by the resolver, then sent once the next hop answers. The held
+    mbuf must carry the inner frame's bounds: rebuilt from the mbuf as it
+    was received, the packet would be looked up by its outer destination
+    (the node IP: no route here)."""
+    table = f"podfwd-test-held-{os.getpid()}"
+    segments.append(f"/dev/shm/{table}")
+    helper = subprocess.Popen(
+        [TABLE_HELPER, table, f"10.244.1.0/24=host_gw,node={GW_NODE}",   # no MAC: to resolve
+         f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}"],        # the IPIP sender is a known node
+        stdout=subprocess.PIPE, text=True)
+    started.append(helper)
+    if not helper.stdout.readline().startswith("ready"):
+        raise RuntimeError("table helper did not get ready")
+    l2 = Ether(dst=NODE_MAC, src=PEER_MAC)
+    inner = IP(src="10.244.2.9", dst="10.244.1.5", ttl=64) / UDP(sport=4242, dport=80) / ("held" * 5)
+    uplink = [l2 / IP(src=IPIP_NODE, dst=NODE_IP) / inner,
+              Ether(dst=NODE_MAC, src=GW_MAC) / ARP(op=2, hwsrc=GW_MAC, psrc=GW_NODE, hwdst=NODE_MAC, pdst=NODE_IP)]
+    wrpcap(f"{tmp}/held_in.pcap", uplink)
+    wrpcap(f"{tmp}/held_host.pcap", [], linktype=1)
+    out = open(f"{tmp}/held.log", "w+")
+    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX + "-held", "-m", "256", "-l", "0",
+           "--log-level=lib.eal:warning",
+           f"--vdev=net_pcap0,rx_pcap={tmp}/held_in.pcap,tx_pcap={tmp}/held_up.pcap",
+           f"--vdev=net_pcap1,rx_pcap={tmp}/held_host.pcap,tx_pcap={tmp}/held_host_out.pcap"]
+    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
+    started.append(proc)
+    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
+    segments.append(stats_path)
+
+    def sent():
+        if proc.poll() is not None:
+            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
+        s = read_stats(stats_path)
+        return s if s and s["state"] == STATE_RUNNING and s["action_by_name"]["held_sent"] >= 1 else None
+
+    try:
+        stats = wait_for(sent, 30, "the held packet to be sent")
+    except (TimeoutError, RuntimeError):
+        out.seek(0)
+        print(out.read())
+        raise
+    finally:
+        stop(proc)
+        shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}-held", ignore_errors=True)
+    drops = {k: v for k, v in stats["drop_by_name"].items() if v}
+    check(not drops and stats["action_by_name"]["host_gw"] == 1,
+          f"held after decapsulation, then forwarded host-gw, no drop ({drops})")
+    frames = [p for p in rdpcap(f"{tmp}/held_up.pcap") if IP in p]
+    check(len(frames) == 1 and frames[0][Ether].dst == GW_MAC and frames[0][IP].dst == "10.244.1.5" and
+          frames[0][IP].src == "10.244.2.9" and frames[0][IP].ttl == 63 and frames[0][IP].proto == 17 and
+          bytes(frames[0][UDP].payload) == b"held" * 5,
+          f"the inner packet out to the MAC the next hop answered with ({[f.summary() for f in frames]})")
+
+
 def _fresh_checksum(p):
     ip = IP(bytes(p[IP]))
     ip.chksum = None
@@ -286,6 +342,7 @@ def main():
             test_wait_for_table(tmp, started)
             test_forwarding(tmp, started, segments)
             test_two_lcores(tmp, started, segments)
+            test_held_after_decap(tmp, started, segments)
         except Exception as e:   # noqa: BLE001 - report and clean up
             failures.append(f"{type(e).__name__}: {e}")
             print(f"FAIL {type(e).__name__}: {e}", flush=True)
