@@ -209,4 +209,12 @@ std::size_t TableSync::users_of(Ipv4Addr ip) const {
     }));
 }
 
+std::size_t TableSync::routes_via(Ipv4Addr ip) const {
+    std::size_t routes = 0;
+    for (const auto& [forwarding, pooled] : pool_)
+        if (forwarding.l2_nexthop == ip && needs_mac(forwarding.mode))
+            routes += pooled.routes;
+    return routes;
+}
+
 }  // namespace podfwd::control

@@ -57,6 +57,8 @@ public:
     std::size_t nexthops() const noexcept { return pool_.size(); }
     // Next-hop records that send frames to `ip`.
     std::size_t users_of(Ipv4Addr ip) const;
+    // How many installed routes send frames to `ip`'s MAC (over all its records).
+    std::size_t routes_via(Ipv4Addr ip) const;
 
 private:
     struct PooledNextHop {

@@ -96,6 +96,18 @@ void Control::sync_connected_routes() {
             continue;
         if (host_bits != 0 && ((n.ip & host_bits) == 0 || (n.ip & host_bits) == host_bits))
             continue;   // the subnet's network or broadcast address
+        // A neighbour only the dataplane's ARP knows gets a /32 while another
+        // route sends to it (a node, the gateway). One reached through the
+        // connected route alone would keep itself alive: the dataplane
+        // refreshes every next hop of the table, so its /32 would keep its
+        // cache entry and the entry the /32; traffic to many hosts of a
+        // large subnet would fill the dataplane's neighbour cache for good.
+        if (n.source == Source::kArp) {
+            const RibRoute* own = rib_.best(Prefix4{n.ip, 32});
+            const std::size_t own_routes = own != nullptr && own->spec.source == Source::kConnected ? 1 : 0;
+            if (sync_.routes_via(n.ip) <= own_routes)
+                continue;
+        }
         const RouteSpec host{Prefix4{n.ip, 32}, Source::kConnected, n.ip, ModeRequest::kHostGw, 0, std::nullopt};
         // The same forwarding as a host-gw route via the node: they share its record.
         if (auto forwarding = resolve(node, host))

@@ -409,6 +409,26 @@ TEST_F(Requests, TheDataplanesNeighboursReachTheRecordsAndTheList) {
     EXPECT_EQ(ask(R"({"op":"route.get","ip":"10.168.0.9"})")["route"]["prefix"], "10.168.0.0/24");
     EXPECT_TRUE(record("10.168.0.9")->connected());
 
+    // A host the dataplane resolved for the connected route alone (no route
+    // sends to it) gets no /32: it would keep its own cache entry alive.
+    segment.entry(4) = NeighSegmentFile::make(*parse_ipv4("10.168.0.20"), 1, 0x20);
+    segment.publish(5);
+    control_->poll_neighbours();
+    EXPECT_EQ(ask(R"({"op":"route.get","ip":"10.168.0.20"})")["route"]["prefix"], "10.168.0.0/24");
+    // Once a route sends to it, it gets one; withdrawn, the /32 goes at the next change.
+    ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.5.0/24","via":"10.168.0.20","mode":"host-gw"})")["ok"], true);
+    segment.entry(4).mac[5] = 0x21;
+    segment.publish(5);
+    control_->poll_neighbours();
+    EXPECT_EQ(ask(R"({"op":"route.get","ip":"10.168.0.20"})")["route"]["prefix"], "10.168.0.20/32");
+    ASSERT_EQ(ask(R"({"op":"route.del","prefix":"10.244.5.0/24"})")["ok"], true);
+    segment.entry(4).mac[5] = 0x20;
+    segment.publish(5);
+    control_->poll_neighbours();
+    EXPECT_EQ(ask(R"({"op":"route.get","ip":"10.168.0.20"})")["route"]["prefix"], "10.168.0.0/24");
+    segment.publish(4);   // as before
+    control_->poll_neighbours();
+
     const auto row = [&](const char* ip) {
         const json list = ask(R"({"op":"neigh.list"})");
         EXPECT_EQ(list["dataplane"]["pid"], ::getpid()) << list.dump();
