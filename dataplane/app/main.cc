@@ -3,7 +3,7 @@
 // Start-up order: options (fail fast, before the EAL), EAL, ports (checked,
 // configured), the counters segment, then wait for the route table (the
 // control plane may start later), start the ports and run one poll loop per
-// forwarding lcore until SIGINT/SIGTERM.
+// forwarding lcore until a terminating signal (SIGINT, SIGTERM, SIGHUP, ...).
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_launch.h>
@@ -53,12 +53,17 @@ static_assert(std::atomic<bool>::is_always_lock_free, "used from a signal handle
 
 extern "C" void on_signal(int) { g_stop.store(true); }
 
+// Every signal whose default would end the process without stopping the
+// ports or removing the segments ends the loops instead. SIGPIPE is
+// ignored: a closed stdout must not take the dataplane down (the final
+// counters' write then just fails).
 void install_signal_handlers() {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+        sigaction(sig, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int usage_error(const std::string& message) {

@@ -311,6 +311,15 @@ def test_held_after_decap(tmp, started, segments):
 
     try:
         stats = wait_for(sent, 30, "the held packet to be sent")
+        # SIGHUP (a closed terminal, a supervisor) ends it as cleanly as
+        # SIGINT: ports stopped, final counters, segments removed.
+        proc.send_signal(signal.SIGHUP)
+        rc = proc.wait(10)
+        out.seek(0)
+        log = out.read()
+        check(rc == 0 and "final counters" in log, f"SIGHUP: exit 0 with the final counters (got {rc})")
+        check(not os.path.exists(stats_path) and not os.path.exists(f"/dev/shm/{table}.neigh.{proc.pid}"),
+              "SIGHUP: counters and neighbour segments removed")
     except (TimeoutError, RuntimeError):
         out.seek(0)
         print(out.read())
