@@ -178,10 +178,14 @@ def test_forwarding(tmp, started, segments):
         if proc.poll() is not None:
             raise RuntimeError(f"dataplane exited early ({proc.returncode})")
         s = read_stats(stats_path)
-        return s if s and s["state"] == STATE_RUNNING and s["rx"] == [n_uplink, n_host] else None
+        # The counters are live: a burst's RX is counted before its TX, so
+        # wait for every expected frame to have left (or been dropped) too.
+        done = s and s["state"] == STATE_RUNNING and s["rx"] == [n_uplink, n_host] \
+            and sum(s["tx"]) + sum(s["tx_dropped"]) >= 7
+        return s if done else None
 
     try:
-        stats = wait_for(consumed, 30, "the dataplane to receive every input packet")
+        stats = wait_for(consumed, 30, "the dataplane to receive and send every packet")
     except (TimeoutError, RuntimeError) as e:
         out.seek(0)
         print(out.read())
