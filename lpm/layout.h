@@ -40,7 +40,9 @@
 namespace podfwd::lpm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31544c4457464f50ULL;   // "POFWDLT1"
-inline constexpr std::uint32_t kLayoutVersion = 1;
+// 2: reader liveness is an OFD lock per slot (lpm/README.md), not pid + start
+// time; a reader of version 1 would take no lock and be reaped at once.
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 inline constexpr unsigned kDirBits = 18;
 inline constexpr std::uint32_t kDirEntries = 1u << kDirBits;
@@ -65,14 +67,27 @@ constexpr NextHopId fallback_of(std::uint64_t entry) noexcept { return static_ca
 
 // One reader registration (an lcore, a CLI invocation). Written by the reader;
 // the writer only reads it, except to free the slot of a reader that died.
+// Whoever changes `state` away from kReaderFree, or frees the slot of a dead
+// owner, holds the slot's liveness lock (byte kLivenessLockBase + index of the
+// segment file, an OFD write lock): the owner for the slot's whole life, a
+// reaper only while it frees the slot. The kernel drops the owner's lock when
+// the owner dies, in whatever PID namespace it ran.
 struct alignas(64) ReaderSlotData {
-    std::atomic<std::uint32_t> pid;          // 0: free
+    std::atomic<std::uint32_t> pid;          // the owner's pid in its own namespace: information only
     std::atomic<std::uint32_t> state;        // ReaderState
     std::atomic<std::uint64_t> seen_epoch;   // last epoch observed at a quiescent point
-    std::atomic<std::uint64_t> start_time;   // /proc/<pid>/stat starttime: guards pid reuse
+    // Dead owners of this slot freed by registering readers, which cannot
+    // count in the read-only header; stats() adds them to the writer's count.
+    std::atomic<std::uint64_t> dead_owners_freed;
 };
 
+// kReaderRegistering: claimed and locked, seen_epoch not yet published; the
+// writer neither waits for it nor reaps it (online() orders it, see reader.cc).
 enum ReaderState : std::uint32_t { kReaderFree = 0, kReaderRegistering = 1, kReaderOnline = 2, kReaderOffline = 3 };
+
+// Byte offsets of the liveness locks: far past the end of any segment (fcntl
+// locks may lie beyond EOF), so they never overlap a region's bytes.
+inline constexpr std::int64_t kLivenessLockBase = std::int64_t{1} << 40;
 
 struct alignas(64) SegmentHeader {
     std::uint64_t magic;
@@ -107,6 +122,16 @@ struct alignas(64) SegmentHeader {
     std::atomic<std::uint64_t> leaves_used;
     std::atomic<std::uint64_t> retired_pending;
     std::atomic<std::uint64_t> reclaimed_total;
+    // High-water marks of what writers of this segment handed out (leaf and
+    // group elements, next-hop records, ids), raised before the memory is
+    // written: a restarted writer treats everything below them that is not
+    // live as retired (a dead writer's in-flight garbage, which readers may
+    // still hold) and reuses it only after a grace period. 0: unknown, the
+    // whole pool counts. Written by the writer only (writer.cc).
+    std::atomic<std::uint32_t> leaves_high;
+    std::atomic<std::uint32_t> groups_high;
+    std::atomic<std::uint32_t> nh_records_high;
+    std::atomic<std::uint32_t> nh_ids_high;
 };
 
 // Route records: the writer's persistent list of what it installed, one
@@ -124,15 +149,42 @@ constexpr NextHopId nexthop(std::uint64_t r) noexcept { return static_cast<NextH
 }  // namespace route_record
 
 // The read side of the trie, as pointers into one process's mapping.
+//
+// Readers trust no index they load from the segment: a stray write, a bug in
+// a writer or a hostile process sharing /dev/shm must cost wrong answers, not
+// a load outside the mapping. Each loaded index is clamped with one compare
+// (a conditional move, no branch) against a limit fixed when the view was
+// opened, so the limits themselves are never reloaded from shared memory:
+// a leaf base past its limit reads the empty array at 0, a group entry past
+// the groups reads reserved group 0 (never written: all kNoRoute), and an
+// answer above max_nexthop becomes kNoRoute. The writer's own TrieView keeps
+// the defaults (no limits): it reads only what it wrote.
 struct TrieView {
     const std::atomic<std::uint64_t>* dir = nullptr;
     const NextHopId* leaves = nullptr;
     const NextHopId* groups = nullptr;
+    std::uint32_t leaf_base_limit = UINT32_MAX;    // bases at or past it: the empty array
+    std::uint32_t group_entry_limit = UINT32_MAX;  // group entries (group * 256 + i) in the groups region
+    NextHopId max_nexthop = UINT32_MAX;            // largest id an answer may carry
+
+    // The limits that keep every load inside regions of these capacities.
+    static TrieView bounded(const std::atomic<std::uint64_t>* dir, const NextHopId* leaves, const NextHopId* groups,
+                            std::uint32_t leaf_capacity, std::uint32_t group_capacity,
+                            NextHopId max_nexthop) noexcept {
+        // A leaf array reads leaves[base .. base + kLeafHeader + 63].
+        const std::uint32_t span = kLeafHeader + 64;
+        return TrieView{dir,
+                        leaves,
+                        groups,
+                        leaf_capacity > span ? leaf_capacity - span + 1 : 0,
+                        static_cast<std::uint32_t>(std::uint64_t{group_capacity} * kGroupEntries),
+                        max_nexthop};
+    }
 
     // leaves[] index of the leaf of /24 position (addr >> 8) & 63 in the
     // array at `base`: runs started at or before the position, counted by
     // shifting the positions above it out of leafvec. Bit 0 is always set,
-    // so the count is at least 1.
+    // so the count is at least 1; at most 64 whatever leafvec holds.
     static std::uint32_t leaf_index(const NextHopId* leaves, std::uint32_t base, Ipv4Addr addr) noexcept {
         std::uint64_t leafvec;
         std::memcpy(&leafvec, &leaves[base], sizeof leafvec);
@@ -142,25 +194,40 @@ struct TrieView {
     static std::uint32_t group_index(NextHopId leaf, Ipv4Addr addr) noexcept {
         return (leaf & ~kGroupFlag) | (addr & 0xff);
     }
+    std::uint32_t checked_base(std::uint64_t entry) const noexcept {
+        const std::uint32_t base = leaf_base_of(entry);
+        return base < leaf_base_limit ? base : kEmptyLeafArray;
+    }
+    std::uint32_t checked_group_index(NextHopId leaf, Ipv4Addr addr) const noexcept {
+        const std::uint32_t index = group_index(leaf, addr);
+        return index < group_entry_limit ? index : 0;
+    }
+    NextHopId checked_answer(NextHopId leaf, NextHopId fallback) const noexcept {
+        const NextHopId id = leaf != kNoRoute ? leaf : fallback;
+        return id <= max_nexthop ? id : kNoRoute;
+    }
 
     NextHopId lookup(Ipv4Addr addr) const noexcept {
         const std::uint64_t entry = dir[addr >> kDirShift].load(std::memory_order_acquire);
-        NextHopId leaf = leaves[leaf_index(leaves, leaf_base_of(entry), addr)];
+        NextHopId leaf = leaves[leaf_index(leaves, checked_base(entry), addr)];
         if (leaf & kGroupFlag)
-            leaf = groups[group_index(leaf, addr)];
-        return leaf != kNoRoute ? leaf : fallback_of(entry);
+            leaf = groups[checked_group_index(leaf, addr)];
+        return checked_answer(leaf, fallback_of(entry));
     }
 
     // Bulk lookup in two passes over the burst, so that the loads of each
     // pass are independent and in flight together: directory entries and
-    // leaves, then tbl8 groups. The table's pointers are copied to locals:
-    // the acquire loads are compiler barriers, and members would be
-    // reloaded from memory at each of them.
+    // leaves, then tbl8 groups. The table's pointers and limits are copied
+    // to locals: the acquire loads are compiler barriers, and members would
+    // be reloaded from memory at each of them.
     void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
         constexpr std::size_t kChunk = 32;
         const std::atomic<std::uint64_t>* const d = dir;
         const NextHopId* const l = leaves;
         const NextHopId* const g = groups;
+        const std::uint32_t base_limit = leaf_base_limit;
+        const std::uint32_t group_limit = group_entry_limit;
+        const NextHopId max_id = max_nexthop;
         NextHopId fallback[kChunk];
         for (std::size_t i = 0; i < n; i += kChunk) {
             const std::size_t m = n - i < kChunk ? n - i : kChunk;
@@ -169,14 +236,18 @@ struct TrieView {
             for (std::size_t k = 0; k < m; ++k) {
                 const Ipv4Addr addr = a[k];
                 const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
-                o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
+                const std::uint32_t base = leaf_base_of(entry);
+                o[k] = l[leaf_index(l, base < base_limit ? base : kEmptyLeafArray, addr)];
                 fallback[k] = fallback_of(entry);
             }
             for (std::size_t k = 0; k < m; ++k) {
                 NextHopId leaf = o[k];
-                if (leaf & kGroupFlag)
-                    leaf = g[group_index(leaf, a[k])];
-                o[k] = leaf != kNoRoute ? leaf : fallback[k];
+                if (leaf & kGroupFlag) {
+                    const std::uint32_t index = group_index(leaf, a[k]);
+                    leaf = g[index < group_limit ? index : 0];
+                }
+                const NextHopId id = leaf != kNoRoute ? leaf : fallback[k];
+                o[k] = id <= max_id ? id : kNoRoute;
             }
         }
     }

@@ -1,5 +1,7 @@
 #include "lpm/mapping.h"
 
+#include "lpm/truncation_guard.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <new>
@@ -86,6 +89,27 @@ Status validate(const SegmentHeader& header, std::size_t file_size, const std::s
     return ok();
 }
 
+// Every reader trusts what the segment says, and the writer adopts an
+// existing one: only root or our own user may own it, nobody else may write
+// it, and it must be a plain file (shm_open refuses symbolic links itself).
+Status check_access(int fd, const std::string& name) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0)
+        return Error{Errc::kSystem, errno_text("cannot stat", name)};
+    const uid_t self = ::geteuid();
+    const bool trusted_owner = st.st_uid == 0 || st.st_uid == self;
+    const bool others_may_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    if (S_ISREG(st.st_mode) && trusted_owner && !others_may_write)
+        return ok();
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    const std::string why = !S_ISREG(st.st_mode) ? "it is not a regular file"
+                            : !trusted_owner     ? "its owner is neither root nor uid " + std::to_string(self)
+                                                 : "it is writable by group or others";
+    return Error{Errc::kIncompatible, "refusing " + segment_path(name) + " (owner uid " + std::to_string(st.st_uid) +
+                                          ", mode " + mode + "): " + why};
+}
+
 }  // namespace
 
 std::string segment_path(const std::string& name) { return "/dev/shm/" + name; }
@@ -135,9 +159,17 @@ Result<std::shared_ptr<Mapping>> Mapping::open_writer(const std::string& name, c
     if (!geometry)
         return std::move(geometry).error();
 
-    FdGuard fd{::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
+    // Created exclusively, so that a file someone else put there first is
+    // never taken for ours; an existing one is adopted only after
+    // check_access, and then only as a segment of our layout (validate) or
+    // the remains of a writer that died creating it (magic still zero).
+    FdGuard fd{::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+    if (fd.fd < 0 && errno == EEXIST)
+        fd.fd = ::shm_open(("/" + name).c_str(), O_RDWR | O_CLOEXEC, 0);
     if (fd.fd < 0)
         return Error{Errc::kSystem, errno_text("cannot open", name)};
+    if (auto s = check_access(fd.fd, name); !s)
+        return std::move(s).error();
     // The lock is the single-writer rule; the kernel drops it if we die.
     if (::flock(fd.fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK)
@@ -206,6 +238,8 @@ Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
             return Error{Errc::kNotFound, "no route table at " + segment_path(name) + " (is podfwd-control running?)"};
         return Error{Errc::kSystem, errno_text("cannot open", name)};
     }
+    if (auto s = check_access(fd.fd, name); !s)
+        return std::move(s).error();
     struct stat st{};
     if (::fstat(fd.fd, &st) != 0)
         return Error{Errc::kSystem, errno_text("cannot stat", name)};
@@ -226,6 +260,7 @@ Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
                          MAP_SHARED | MAP_FIXED, mapping->fd_, static_cast<off_t>(h.readers_offset));
     if (slots == MAP_FAILED)
         return Error{Errc::kSystem, errno_text("cannot map reader slots of", name)};
+    mapping->truncation_guard_ = truncation_guard::add(base, size, slots, h.readers_bytes);
     return mapping;
 }
 
@@ -251,13 +286,57 @@ TableStats Mapping::stats() const noexcept {
     s.dead_readers_reaped = h.dead_readers_reaped.load(std::memory_order_relaxed);
     s.writer_pid = h.writer_pid.load(std::memory_order_relaxed);
     const ReaderSlotData* slots = reader_slots();
-    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i)
-        s.readers_online += slots[i].pid.load(std::memory_order_relaxed) != 0 &&
-                            slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
+    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i) {
+        s.readers_online += slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
+        s.dead_readers_reaped += static_cast<std::uint32_t>(slots[i].dead_owners_freed.load(std::memory_order_relaxed));
+    }
     return s;
 }
 
+namespace {
+struct flock slot_lock_request(short type, unsigned index) {
+    struct flock lock{};
+    lock.l_type = type;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = static_cast<off_t>(kLivenessLockBase + index);
+    lock.l_len = 1;
+    return lock;   // l_pid stays 0, as F_OFD_* requires
+}
+}  // namespace
+
+bool Mapping::claim_slot_lock(unsigned index) const {
+    std::lock_guard guard(slot_locks_mutex_);
+    if (index >= slot_locks_held_.size())
+        slot_locks_held_.resize(index + 1, false);
+    if (slot_locks_held_[index])
+        return false;
+    // A write lock, so that two readers' claims exclude each other; it needs
+    // the O_RDWR descriptor both roles open.
+    struct flock lock = slot_lock_request(F_WRLCK, index);
+    if (::fcntl(fd_, F_OFD_SETLK, &lock) != 0)
+        return false;   // EAGAIN/EACCES: held elsewhere; anything else: never treat the owner as dead
+    slot_locks_held_[index] = true;
+    return true;
+}
+
+void Mapping::release_slot_lock(unsigned index) const noexcept {
+    std::lock_guard guard(slot_locks_mutex_);
+    if (index >= slot_locks_held_.size() || !slot_locks_held_[index])
+        return;
+    struct flock lock = slot_lock_request(F_UNLCK, index);
+    ::fcntl(fd_, F_OFD_SETLK, &lock);
+    slot_locks_held_[index] = false;
+}
+
+bool Mapping::truncated() const noexcept {
+    if (truncation_guard::truncated(truncation_guard_))
+        return true;
+    struct stat st{};
+    return ::fstat(fd_, &st) == 0 && static_cast<std::size_t>(st.st_size) < size_;
+}
+
 Mapping::~Mapping() {
+    truncation_guard::remove(truncation_guard_);
     if (base_ != nullptr)
         ::munmap(base_, size_);
     if (fd_ >= 0)

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "lpm/layout.h"
@@ -52,12 +54,28 @@ public:
     TableStats stats() const noexcept;
     void* base() const noexcept { return base_; }
 
+    // Reader liveness (layout.h, kLivenessLockBase). true: this mapping now
+    // holds the lock of reader slot `index`, so no other open of the segment
+    // does and no other claim through this mapping either (the locks of one
+    // open file description do not conflict with each other, hence the
+    // in-process bookkeeping). A reaper and a registering reader use the same
+    // call; the kernel drops a holder's locks when it dies.
+    bool claim_slot_lock(unsigned index) const;
+    void release_slot_lock(unsigned index) const noexcept;
+
+    // Readers: the segment file was truncated under this mapping (the
+    // truncation guard replaced it with zeros, or the file is shorter now).
+    bool truncated() const noexcept;
+
 private:
     Mapping(int fd, void* base, std::size_t size) noexcept : fd_(fd), base_(base), size_(size) {}
 
     int fd_ = -1;
     void* base_ = nullptr;
     std::size_t size_ = 0;
+    mutable std::mutex slot_locks_mutex_;
+    mutable std::vector<bool> slot_locks_held_;
+    int truncation_guard_ = -1;   // truncation_guard::Handle, readers only
 };
 
 // "/dev/shm/<name>" for messages.

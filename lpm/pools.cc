@@ -1,10 +1,8 @@
 #include "lpm/pools.h"
 
-#include <fstream>
-#include <iterator>
 #include <limits>
-#include <sstream>
-#include <string>
+
+#include "lpm/mapping.h"
 
 namespace podfwd::lpm {
 
@@ -46,6 +44,9 @@ void ArrayPool::free(std::uint32_t base, std::uint32_t count) {
     }
 }
 
+Reclaimer::Reclaimer(const Mapping& mapping)
+    : mapping_(mapping), header_(mapping.header()), slots_(mapping.reader_slots()) {}
+
 void Reclaimer::advance() {
     // seq_cst: the epoch bump must be ordered after the unpublishing stores
     // and before the scan of reader slots (see ReaderSlot::online()).
@@ -70,24 +71,15 @@ std::uint64_t Reclaimer::oldest_seen_epoch() {
     const std::uint32_t n = header_.capacity.reader_slots;
     for (std::uint32_t i = 0; i < n; ++i) {
         ReaderSlotData& slot = slots_[i];
-        const std::uint32_t pid = slot.pid.load(std::memory_order_seq_cst);
-        if (pid == 0)
-            continue;
-        const std::uint32_t state = slot.state.load(std::memory_order_seq_cst);
-        if (state == kReaderOffline || state == kReaderFree)
+        // Registering: its online() runs after this scan's epoch bump and
+        // publishes a seen_epoch at or past it, so it holds nothing older.
+        if (slot.state.load(std::memory_order_seq_cst) != kReaderOnline)
             continue;
         const std::uint64_t seen = slot.seen_epoch.load(std::memory_order_acquire);
         if (seen < needed && check_liveness) {
             checked = true;
-            const auto start = process_start_time(pid);
-            if (!start || *start != slot.start_time.load(std::memory_order_relaxed)) {
-                std::uint32_t expected = pid;
-                if (slot.pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-                    slot.state.store(kReaderFree, std::memory_order_release);
-                    header_.dead_readers_reaped.fetch_add(1, std::memory_order_relaxed);
-                }
+            if (reap_if_dead(i))
                 continue;
-            }
         }
         oldest = seen < oldest ? seen : oldest;
     }
@@ -96,37 +88,37 @@ std::uint64_t Reclaimer::oldest_seen_epoch() {
     return oldest;
 }
 
+bool Reclaimer::reap_if_dead(std::uint32_t index) {
+    // Taking the lock ourselves both tests it and keeps a registering reader
+    // off the slot while we free it: no reader can be online there meanwhile.
+    if (!mapping_.claim_slot_lock(index))
+        return false;
+    const bool reaped = free_dead_slot(slots_[index]);
+    if (reaped)
+        header_.dead_readers_reaped.fetch_add(1, std::memory_order_relaxed);
+    mapping_.release_slot_lock(index);
+    return reaped;
+}
+
+bool free_dead_slot(ReaderSlotData& slot) noexcept {
+    // The owner frees its slot before it unlocks: a slot still in use whose
+    // lock we could take belonged to a process that died.
+    if (slot.state.load(std::memory_order_acquire) == kReaderFree)
+        return false;
+    slot.pid.store(0, std::memory_order_relaxed);
+    slot.state.store(kReaderFree, std::memory_order_release);
+    return true;
+}
+
 std::uint32_t Reclaimer::laggard() const noexcept {
     const std::uint64_t needed = queue_.empty() ? 0 : queue_.front().epoch;
     for (std::uint32_t i = 0; i < header_.capacity.reader_slots; ++i) {
         const ReaderSlotData& slot = slots_[i];
-        const std::uint32_t pid = slot.pid.load(std::memory_order_acquire);
-        if (pid != 0 && slot.state.load(std::memory_order_acquire) == kReaderOnline &&
+        if (slot.state.load(std::memory_order_acquire) == kReaderOnline &&
             slot.seen_epoch.load(std::memory_order_acquire) < needed)
-            return pid;
+            return slot.pid.load(std::memory_order_relaxed);
     }
     return 0;
-}
-
-std::optional<std::uint64_t> process_start_time(std::uint32_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos)
-        return std::nullopt;
-    std::istringstream fields(stat.substr(close + 1));
-    std::string state;
-    fields >> state;
-    if (state.empty() || state == "Z" || state == "X" || state == "x")
-        return std::nullopt;
-    std::string field;
-    for (int i = 4; i < 22 && fields >> field; ++i) {
-    }
-    std::uint64_t start = 0;
-    if (!(fields >> start))
-        return std::nullopt;
-    return start;
 }
 
 }  // namespace podfwd::lpm

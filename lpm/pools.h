@@ -13,6 +13,8 @@
 
 namespace podfwd::lpm {
 
+class Mapping;
+
 // Contiguous arrays of 1..kMaxArray elements in [first, capacity); lower
 // indices are reserved. Exact-size free lists, then the untouched tail, then
 // a split of a larger free array.
@@ -54,10 +56,11 @@ struct Retired {
 // what it unpublished, then advance() bumps the segment's epoch and tags the
 // retired batch with it; a batch is reusable once every online reader has
 // published a seen_epoch at or past its tag. Readers that died are detected
-// (pid gone, zombie, or pid reused: start time differs) and their slot freed.
+// by their slot's liveness lock (layout.h), which works across PID
+// namespaces, and their slot freed.
 class Reclaimer {
 public:
-    Reclaimer(SegmentHeader& header, ReaderSlotData* slots) : header_(header), slots_(slots) {}
+    explicit Reclaimer(const Mapping& mapping);
 
     void retire(const Retired& r) { staged_.push_back(r); }
     void retire(const std::vector<Retired>& batch) { staged_.insert(staged_.end(), batch.begin(), batch.end()); }
@@ -82,7 +85,8 @@ public:
     }
     bool idle() const noexcept { return queue_.empty() && staged_.empty(); }
     std::uint64_t pending_elements() const noexcept { return pending_elements_; }
-    // The pid of an online reader holding reclamation back, 0 if none.
+    // The pid (in its own PID namespace: information only) of an online
+    // reader holding reclamation back, 0 if none.
     std::uint32_t laggard() const noexcept;
 
 private:
@@ -95,6 +99,10 @@ private:
     // dead readers that hold it back, at most every few milliseconds.
     std::uint64_t oldest_seen_epoch();
 
+    // Frees slot `index` if its owner is dead; true if it did.
+    bool reap_if_dead(std::uint32_t index);
+
+    const Mapping& mapping_;
     SegmentHeader& header_;
     ReaderSlotData* slots_;
     std::vector<Retired> staged_;
@@ -103,8 +111,9 @@ private:
     std::chrono::steady_clock::time_point last_liveness_check_{};
 };
 
-// Process identity that survives pid reuse: starttime from /proc/<pid>/stat
-// (field 22), or nullopt if the process is gone or a zombie.
-std::optional<std::uint64_t> process_start_time(std::uint32_t pid);
+// Frees the slot of a dead owner; the caller holds the slot's liveness lock
+// (Mapping::claim_slot_lock), so no live process owns it. true if it was in
+// use: the caller counts the reap.
+bool free_dead_slot(ReaderSlotData& slot) noexcept;
 
 }  // namespace podfwd::lpm

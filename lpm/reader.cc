@@ -33,8 +33,10 @@ ReaderSlot::~ReaderSlot() { release(); }
 void ReaderSlot::release() noexcept {
     if (slot_ == nullptr)
         return;
+    // Free before unlocking: a used slot whose lock is free means a dead owner.
+    slot_->pid.store(0, std::memory_order_relaxed);
     slot_->state.store(kReaderFree, std::memory_order_release);
-    slot_->pid.store(0, std::memory_order_release);
+    mapping_->release_slot_lock(index_);
     slot_ = nullptr;
 }
 
@@ -53,11 +55,15 @@ void ReaderSlot::online() noexcept {
 
 TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapping)) {
     const SegmentHeader& h = mapping_->header();
-    trie_ = TrieView{mapping_->region<const std::atomic<std::uint64_t>>(h.dir_offset),
-                     mapping_->region<const NextHopId>(h.leaves_offset),
-                     mapping_->region<const NextHopId>(h.groups_offset)};
+    // Limits from the header as validated at open (Mapping::open_reader),
+    // copied here: later writes to the header cannot widen them.
+    trie_ = TrieView::bounded(mapping_->region<const std::atomic<std::uint64_t>>(h.dir_offset),
+                              mapping_->region<const NextHopId>(h.leaves_offset),
+                              mapping_->region<const NextHopId>(h.groups_offset), h.leaf_capacity,
+                              h.group_capacity, h.capacity.max_nexthops);
     nexthops_ = NextHopTable{mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset),
-                             mapping_->region<const NextHop>(h.nh_records_offset), h.capacity.max_nexthops};
+                             mapping_->region<const NextHop>(h.nh_records_offset), h.capacity.max_nexthops,
+                             h.nh_record_capacity};
     generation_ = &h.generation;
     nexthop_generation_ = &h.nexthop_generation;
 }
@@ -72,36 +78,28 @@ Result<TableView> TableView::open(const std::string& name) {
 Result<ReaderSlot> TableView::register_reader() const {
     SegmentHeader& h = mapping_->header();
     ReaderSlotData* slots = mapping_->reader_slots();
-    const auto pid = static_cast<std::uint32_t>(::getpid());
-    const auto start = process_start_time(pid).value_or(0);
-    for (int pass = 0; pass < 2; ++pass) {
-        for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
-            std::uint32_t expected = 0;
-            if (!slots[i].pid.compare_exchange_strong(expected, pid, std::memory_order_seq_cst))
-                continue;
-            slots[i].start_time.store(start, std::memory_order_relaxed);
-            slots[i].seen_epoch.store(h.epoch.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
-            ReaderSlot slot(mapping_, &slots[i], &h.epoch, i);
-            slot.online();
-            return slot;
-        }
-        // Full: free the slots of readers that died before the writer noticed.
-        for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
-            const std::uint32_t owner = slots[i].pid.load(std::memory_order_acquire);
-            if (owner == 0)
-                continue;
-            const auto owner_start = process_start_time(owner);
-            std::uint32_t expected = owner;
-            if ((!owner_start || *owner_start != slots[i].start_time.load(std::memory_order_relaxed)) &&
-                slots[i].pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
-                h.dead_readers_reaped.fetch_add(1, std::memory_order_relaxed);
-        }
+    for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
+        // The lock comes first: it makes the slot ours against every other
+        // reader and against the writer's reaping, before anything in it
+        // changes, and it is what tells the writer we are alive.
+        if (!mapping_->claim_slot_lock(i))
+            continue;
+        if (free_dead_slot(slots[i]))   // its owner died before anyone noticed
+            slots[i].dead_owners_freed.fetch_add(1, std::memory_order_relaxed);
+        slots[i].state.store(kReaderRegistering, std::memory_order_seq_cst);
+        slots[i].pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+        slots[i].seen_epoch.store(h.epoch.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+        ReaderSlot slot(mapping_, &slots[i], &h.epoch, i);
+        slot.online();
+        return slot;
     }
     return Error{Errc::kCapacity, "all " + std::to_string(h.capacity.reader_slots) +
                                       " reader slots of the route table are in use"};
 }
 
 TableStats TableView::stats() const noexcept { return mapping_->stats(); }
+
+bool TableView::truncated() const noexcept { return mapping_->truncated(); }
 
 Capacity TableView::capacity() const noexcept { return mapping_->header().capacity; }
 

@@ -23,17 +23,20 @@ class Mapping;
 // The id -> record map of next hops, as raw pointers: copied into locals by a
 // burst loop, it resolves ids without reloading the view's members after
 // each acquire load (which is a compiler barrier).
+// The record index loaded from the map is bounded like the trie's indices
+// (layout.h): one past the records region reads as "no record".
 struct NextHopTable {
     const std::atomic<std::uint32_t>* map = nullptr;
     const NextHop* records = nullptr;
     std::uint32_t max_id = 0;
+    std::uint32_t record_capacity = 0;
 
     // nullptr for kNoRoute or an id without a record (deleted under us).
     const NextHop* get(NextHopId id) const noexcept {
         if (id == kNoRoute || id > max_id)
             return nullptr;
         const std::uint32_t record = map[id].load(std::memory_order_acquire);
-        return record != 0 ? &records[record] : nullptr;
+        return record != 0 && record < record_capacity ? &records[record] : nullptr;
     }
 };
 
@@ -87,6 +90,11 @@ public:
     std::uint64_t nexthop_generation() const noexcept { return nexthop_generation_->load(std::memory_order_acquire); }
 
     Result<ReaderSlot> register_reader() const;
+    // The segment file was truncated under this view (a bug or a hostile
+    // process): lookups are safe but answer kNoRoute from then on (the
+    // mapping reads zeros); reopen the table. One fstat(): poll it from a
+    // timer, not per packet.
+    bool truncated() const noexcept;
     TableStats stats() const noexcept;
     Capacity capacity() const noexcept;
     const TrieView& trie() const noexcept { return trie_; }

@@ -22,7 +22,7 @@ struct ExactlyOf {
 
 }  // namespace
 
-ShadowTrie::ShadowTrie(TrieArrays arrays, ArrayPool& leaf_pool, ArrayPool& group_pool)
+ShadowTrie::ShadowTrie(TrieArrays arrays, GuardedPool& leaf_pool, GuardedPool& group_pool)
     : arrays_(arrays), leaf_pool_(leaf_pool), group_pool_(group_pool), fallback_(kDirEntries, 0),
       slot_of_(kDirEntries, 0), slot_dirty_(kDirEntries, 0), slots_(1) {}
 

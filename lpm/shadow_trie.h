@@ -18,7 +18,9 @@
 // reaches is retired.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <cstdint>
 #include <deque>
@@ -33,6 +35,46 @@
 
 namespace podfwd::lpm {
 
+// A pool as the writer hands it out. A limit below its capacity keeps a
+// reserve back for when a stalled reader pins retired memory (writer.cc).
+// The high-water mark in the segment header is raised before an array above
+// it can be published, so that a restarted writer knows what a dead one may
+// have handed out to readers (layout.h).
+class GuardedPool {
+public:
+    GuardedPool(ArrayPool& pool, std::atomic<std::uint32_t>& high, std::uint32_t reserve)
+        : pool_(pool), high_(high), reserve_(std::min(reserve, pool.capacity())) {}
+
+    std::optional<std::uint32_t> alloc(std::uint32_t count) {
+        if (pool_.used() + count > limit())
+            return std::nullopt;
+        auto base = pool_.alloc(count);
+        // Relaxed: readers can only ever hold what a later release store published.
+        if (base && *base + count > high_.load(std::memory_order_relaxed))
+            high_.store(*base + count, std::memory_order_relaxed);
+        return base;
+    }
+    void free(std::uint32_t base, std::uint32_t count) { pool_.free(base, count); }
+
+    void open_reserve(bool open) noexcept { reserve_open_ = open; }
+    bool reserve_open() const noexcept { return reserve_open_; }
+    std::uint64_t reserve() const noexcept { return reserve_; }
+    std::uint64_t reserve_used() const noexcept {
+        const std::uint64_t normal = pool_.capacity() - reserve_;
+        return pool_.used() > normal ? pool_.used() - normal : 0;
+    }
+    std::uint64_t used() const noexcept { return pool_.used(); }
+    ArrayPool& pool() noexcept { return pool_; }
+
+private:
+    std::uint64_t limit() const noexcept { return reserve_open_ ? pool_.capacity() : pool_.capacity() - reserve_; }
+
+    ArrayPool& pool_;
+    std::atomic<std::uint32_t>& high_;
+    std::uint32_t reserve_;
+    bool reserve_open_ = false;
+};
+
 struct TrieArrays {
     std::atomic<std::uint64_t>* dir;
     NextHopId* leaves;
@@ -41,7 +83,7 @@ struct TrieArrays {
 
 class ShadowTrie {
 public:
-    ShadowTrie(TrieArrays arrays, ArrayPool& leaf_pool, ArrayPool& group_pool);
+    ShadowTrie(TrieArrays arrays, GuardedPool& leaf_pool, GuardedPool& group_pool);
 
     // Both fail with kCapacity, having changed nothing, when a tbl8 group
     // (new, or a draft copy of a published one) cannot be allocated.
@@ -61,10 +103,12 @@ public:
     void republish(std::uint32_t slot, std::vector<Retired> old);
 
     // Walks the published trie, calling visit(slot, Retired) for every
-    // reachable leaf array and group. kIncompatible if an index is out of bounds.
+    // reachable leaf array and group inside its pool. Returns the number of
+    // slots whose entry reaches outside the pools (corrupt): what lies
+    // outside is never handed out anyway, and the slot is rebuilt.
     template <class Visit>
-    static Status trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
-                        Visit&& visit);
+    static std::uint32_t trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
+                               Visit&& visit);
 
     std::size_t private_bytes() const noexcept;
 
@@ -115,8 +159,8 @@ private:
     std::size_t group_arrays_bytes() const noexcept;
 
     TrieArrays arrays_;
-    ArrayPool& leaf_pool_;
-    ArrayPool& group_pool_;
+    GuardedPool& leaf_pool_;
+    GuardedPool& group_pool_;
     std::vector<std::uint32_t> fallback_;   // per directory slot: nexthop << 8 | length (0..18)
     std::vector<std::uint32_t> slot_of_;    // per directory slot: index in slots_, 0: none
     std::vector<std::uint8_t> slot_dirty_;
@@ -128,31 +172,38 @@ private:
 };
 
 template <class Visit>
-Status ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
-                         Visit&& visit) {
+std::uint32_t ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
+                                Visit&& visit) {
+    std::uint32_t corrupt = 0;
     for (std::uint32_t slot = 0; slot < kDirEntries; ++slot) {
         const std::uint32_t base = leaf_base_of(arrays.dir[slot].load(std::memory_order_acquire));
         if (base == kEmptyLeafArray)
             continue;
-        if (std::uint64_t{base} + kLeafHeader >= leaf_capacity)
-            return Error{Errc::kIncompatible, "published trie is corrupt: leaf array out of bounds"};
+        // The reserved leaves are the shared empty array: never handed out.
+        if (base < kReservedLeaves || std::uint64_t{base} + kLeafHeader >= leaf_capacity) {
+            ++corrupt;
+            continue;
+        }
         std::uint64_t leafvec;
         std::memcpy(&leafvec, &arrays.leaves[base], sizeof leafvec);
         const auto runs = static_cast<std::uint32_t>(__builtin_popcountll(leafvec));
-        if (!(leafvec & 1) || std::uint64_t{base} + kLeafHeader + runs > leaf_capacity)
-            return Error{Errc::kIncompatible, "published trie is corrupt: leaf array out of bounds"};
-        visit(slot, Retired{PoolKind::kLeaves, base, kLeafHeader + runs});
-        for (std::uint32_t k = 0; k < runs; ++k) {
+        const std::uint32_t in_pool = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(runs, leaf_capacity - (std::uint64_t{base} + kLeafHeader)));
+        corrupt += !(leafvec & 1) || in_pool != runs;
+        visit(slot, Retired{PoolKind::kLeaves, base, kLeafHeader + in_pool});
+        for (std::uint32_t k = 0; k < in_pool; ++k) {
             const NextHopId leaf = arrays.leaves[base + kLeafHeader + k];
             if (!(leaf & kGroupFlag))
                 continue;
             const std::uint32_t group = group_of_leaf(leaf);
-            if (group == 0 || group >= group_capacity)
-                return Error{Errc::kIncompatible, "published trie is corrupt: group out of bounds"};
+            if (group == 0 || group >= group_capacity) {
+                ++corrupt;
+                continue;
+            }
             visit(slot, Retired{PoolKind::kGroups, group, 1});
         }
     }
-    return ok();
+    return corrupt;
 }
 
 }  // namespace podfwd::lpm

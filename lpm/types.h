@@ -84,6 +84,21 @@ struct TableStats {
     std::uint32_t readers_online = 0;
     std::uint32_t dead_readers_reaped = 0;
     std::uint32_t writer_pid = 0;
+
+    // The writer's own view: filled by TableWriter::stats(), zero through a
+    // TableView. A reader is stalled when a wait for it timed out
+    // (TableWriter::Options::reclaim_timeout) and it has not passed a
+    // quiescent state since: the writer no longer waits for it and lets
+    // route changes use the pools' reserve.
+    std::uint32_t stalled_reader_pid = 0;    // 0: none (pid in the reader's own namespace)
+    std::uint32_t stalled_reader_slot = 0;
+    std::uint64_t stalled_ms = 0;            // since the wait that timed out began
+    std::uint64_t reserve_elements = 0;      // held back in the pools for a stalled reader
+    std::uint64_t reserve_used = 0;          // of those, in use
+    std::uint32_t reserve_used_pct = 0;      // of the pool whose reserve is most used
+    std::uint64_t reclaim_waits = 0;         // waits for readers, each bounded by reclaim_timeout
+    std::uint64_t reclaim_timeouts = 0;      // of those, timed out
+    std::uint32_t recovery_dropped_records = 0;   // corrupt route records dropped when the writer re-attached
 };
 
 }  // namespace podfwd::lpm

@@ -25,7 +25,10 @@ public:
     struct Options {
         Capacity capacity;
         // How long an operation that needs reclaimed memory waits for readers
-        // to pass a quiescent state before it fails with kCapacity.
+        // to pass a quiescent state. A reader that lets the wait time out is
+        // stalled: no operation waits for it again until it moves; they use
+        // the pools' reserve (a tenth of each), then fail with kCapacity
+        // naming it (TableStats::stalled_reader_pid).
         std::chrono::milliseconds reclaim_timeout{2000};
     };
 
