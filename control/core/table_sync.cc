@@ -124,11 +124,10 @@ Status TableSync::stage(const Prefix4& prefix, const Forwarding* best) {
     if (!added) {
         if (id)
             release(*best);
-        // The table holds the RIB's best or nothing: forwarding on a route
-        // no source states any more would be worse than a counted drop.
+        // A failed replace keeps the previous route: the table is full or a
+        // stalled reader pins its memory, and withdrawing would blackhole
+        // the prefix (and needs memory too). The new route is retried.
         refused_[prefix] = *best;
-        if (current != installed_.end())
-            (void)withdraw(current);
         return added;
     }
     refused_.erase(prefix);

@@ -36,9 +36,9 @@ public:
     Status reconcile(const Rib& rib);
 
     // Stages the prefix's new best forwarding (nullptr: withdraw). When the
-    // table cannot take it (full), the prefix is withdrawn from the table
-    // and remembered as refused: the table holds each prefix's best route
-    // or nothing, never a route no source states any more.
+    // table cannot take it (full, or a stalled reader pins its memory), the
+    // prefix keeps the route it had (if any) and the new one is remembered
+    // as refused and retried: a failed change never blackholes a prefix.
     Status stage(const Prefix4& prefix, const Forwarding* best);
     // Stages refused prefixes again (room may have been made); how many
     // went in. Call it periodically and commit when it returns non-zero.

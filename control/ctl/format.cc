@@ -132,18 +132,36 @@ std::string sources(const json& result) {
     return render_or(table, "no sources");
 }
 
+// "reader pid 1234 (slot 3) stalled for 12 s; 4096 retired elements pinned;
+// reserve 10% used", or "healthy, 2 readers online, 0 retired elements pending".
+std::string table_health_text(const json& health) {
+    const json& stalled = field(health, "stalled_reader");
+    const std::string pending = field_text(health, "retired_pending");
+    if (!stalled.is_object())
+        return "healthy, " + field_text(health, "readers_online") + " readers online, " + pending +
+               " retired elements pending";
+    const json& seconds = field(stalled, "stalled_s");
+    return "reader pid " + field_text(stalled, "pid") + " (slot " + field_text(stalled, "slot") + ") stalled for " +
+           (seconds.is_number() ? std::to_string(static_cast<std::uint64_t>(seconds.get<double>())) : cell_text(seconds)) +
+           " s; " + pending + " retired elements pinned; reserve " + field_text(health, "reserve_used_pct") + "% used";
+}
+
 std::string status(const json& result) {
     static const std::pair<const char*, const char*> kKnown[] = {
         {"node_ip", "node ip"}, {"uplink", "uplink"},        {"gateway", "gateway"},
         {"table", "table"},     {"pod_cidrs", "pod CIDRs"}, {"default_mode", "default mode"},
         {"routes", "routes"},   {"installed", "installed"}, {"nexthops", "next hops"},
-        {"pid", "pid"},         {"uptime_s", "uptime"}};
+        {"pid", "pid"},         {"uptime_s", "uptime"},     {"table_health", "table health"}};
     Fields fields;
     for (const auto& [key, label] : kKnown) {
         const json& value = field(result, key);
         const bool seconds = std::string_view(key) == "uptime_s" && value.is_number() && value >= 0;
-        fields.emplace_back(label, seconds ? duration_text(static_cast<std::uint64_t>(value.get<double>()))
-                                           : cell_text(value));
+        if (std::string_view(key) == "table_health") {
+            if (value.is_object())   // an older daemon sends none
+                fields.emplace_back(label, table_health_text(value));
+        } else
+            fields.emplace_back(label, seconds ? duration_text(static_cast<std::uint64_t>(value.get<double>()))
+                                               : cell_text(value));
     }
     // Fields a newer daemon added: shown as they come.
     if (result.is_object())

@@ -180,6 +180,20 @@ TEST(Format, Status) {
               "etcd          up\n");
 }
 
+// A stalled table reader is one line of its own.
+TEST(Format, StatusShowsAStalledTableReader) {
+    json health = {{"readers_online", 2}, {"retired_pending", 4096}, {"reserve_used_pct", 10},
+                   {"stalled_reader", {{"pid", 1234}, {"slot", 3}, {"stalled_s", 12.4}}}};
+    EXPECT_NE(format_result(View::kStatus, json{{"table_health", health}})
+                  .find("table health  reader pid 1234 (slot 3) stalled for 12 s; 4096 retired elements pinned; "
+                        "reserve 10% used\n"),
+              std::string::npos);
+    health["stalled_reader"] = nullptr;
+    EXPECT_NE(format_result(View::kStatus, json{{"table_health", health}})
+                  .find("table health  healthy, 2 readers online, 4096 retired elements pending\n"),
+              std::string::npos);
+}
+
 TEST(Format, Durations) {
     EXPECT_EQ(duration_text(0), "0s");
     EXPECT_EQ(duration_text(59), "59s");
