@@ -221,7 +221,7 @@ LatencyResult run_latency(const LatencyOptions& o) {
     placement.self_on_others();
     const pid_t daemon = spawn({o.control, "--node-ip", kNodeIp, "--uplink", kUplink, "--gateway", kGateway, "--table",
                                 o.table, "--socket", sock, "--state-dir", state, "--kernel", "--kernel-table",
-                                std::to_string(kKernelTable), "--kernel-protocol", "bird", "--log-level", "warn"},
+                                std::to_string(kKernelTable), "--kernel-protocol", "bird", "--accept", "172.16.0.0/12", "--log-level", "warn"},
                                log);
     struct Stopper {
         pid_t pid;

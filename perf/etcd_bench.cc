@@ -237,7 +237,7 @@ int bench_main(int argc, char** argv) {
                         static_cast<long long>(revision));
         }
     }
-    std::printf("  podfwd-control %s --node-ip %s --uplink %s --gateway %s --max-routes 65536 --etcd-endpoints %s\n"
+    std::printf("  podfwd-control %s --node-ip %s --uplink %s --gateway %s --max-routes 65536 --etcd-endpoints %s --accept 10.0.0.0/8\n"
                 "    --etcd-layout L --node-name %s --log-level info [flannel: --pod-cidr %s], own --table/--socket/--state-dir\n",
                 env.control.c_str(), kNodeIp, kUplink, kGateway, env.url.c_str(), kNodeName, kFlannelPodCidr);
     std::fflush(stdout);

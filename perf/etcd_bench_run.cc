@@ -71,7 +71,7 @@ struct DaemonFiles {
 pid_t spawn_daemon(const Env& env, const Dataset& data, const DaemonFiles& f) {
     std::vector<std::string> argv = {env.control, "--node-ip", kNodeIp, "--uplink", kUplink, "--gateway", kGateway,
                                      "--table", f.table, "--socket", f.socket, "--state-dir", f.state,
-                                     "--max-routes", "65536", "--etcd-endpoints", env.url, "--etcd-layout",
+                                     "--max-routes", "65536", "--etcd-endpoints", env.url, "--accept", "10.0.0.0/8", "--etcd-layout",
                                      data.layout, "--node-name", kNodeName, "--log-level", "info"};
     if (data.layout == "flannel") {
         argv.push_back("--pod-cidr");

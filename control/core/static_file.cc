@@ -27,6 +27,10 @@ Result<StaticConfig> parse_static(std::string_view text, std::string_view origin
         const auto words = split_words(line);
         if (words.empty())
             continue;
+        // Editors end every line; a writer caught half-way may not, and a
+        // line cut short can still parse ("via 10.168.0.3" of ".31").
+        if (eol == std::string_view::npos)
+            return at("the last line has no end of line: a file still being written? (end it with a newline)");
         const std::span<const std::string_view> args(words.data() + 1, words.size() - 1);
         if (words[0] == "route") {
             auto route = parse_route_words(args, Source::kStatic);

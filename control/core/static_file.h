@@ -8,7 +8,10 @@
 //   neigh 10.168.0.3 02:00:00:00:00:03
 //
 // A file is taken whole or not at all: one bad line and the routes already
-// learned stay as they were.
+// learned stay as they were. Every line with words ends with a newline: one
+// that does not is a file cut short (a writer caught half-way) and refused.
+// A file with no routes and no neighbours parses; whether it is meant is the
+// daemon's call (--allow-empty-static).
 #pragma once
 
 #include <string>

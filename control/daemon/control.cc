@@ -20,7 +20,7 @@ const char* phase_name(SourcePhase p) noexcept {
 
 Control::Control(const DaemonOptions& options, lpm::TableWriter writer)
     : options_(options), writer_(std::move(writer)), rib_(options.preferences), sync_(writer_, neighbours_),
-      arp_(options.table) {}
+      accept_(options.accept_filter()), arp_(options.table) {}
 
 Result<std::unique_ptr<Control>> Control::start(const DaemonOptions& options) {
     lpm::TableWriter::Options table_options;
@@ -184,6 +184,11 @@ Status Control::load_static(bool at_start) {
     auto config = load_static_file(options_.static_routes);
     if (!config)
         return fail(config.error().message);
+    // Truncated to nothing, or written by a tool that failed: withdrawing
+    // every static route because of it would cut the node off.
+    if (config->routes.empty() && config->neighbours.empty() && !options_.allow_empty_static)
+        return fail(options_.static_routes +
+                    ": no routes or neighbours: refused as a file cut short (--allow-empty-static if it is meant)");
     std::vector<ResolvedRoute> routes;
     for (const RouteSpec& spec : config->routes) {
         auto forwarding = resolve(options_.node, spec);
@@ -222,8 +227,15 @@ Status Control::load_cli_state() {
     SourceState& st = state(Source::kCli);
     st = SourceState{true, SourcePhase::kUp, options_.cli_state_path(), 0, std::nullopt, 0};
     auto saved = control::load_cli_state(options_.cli_state_path());
+    // Empty: a power loss before the last save reached the disk. Starting
+    // without the CLI's routes withdraws them from a running dataplane, so
+    // it takes a person's word (--allow-empty-cli-state).
     if (!saved && saved.error().code == Errc::kNotFound) {
-        spdlog::error("cli: {}; starting without the CLI's routes", saved.error().message);
+        if (!options_.allow_empty_cli_state)
+            return Error{Errc::kNotFound, "CLI state: " + saved.error().message +
+                                              ": the CLI's routes are lost; start with --allow-empty-cli-state to "
+                                              "go on without them (podfwdctl route add puts them back)"};
+        spdlog::error("cli: {}; starting without the CLI's routes (--allow-empty-cli-state)", saved.error().message);
         saved = CliState{};
     }
     if (!saved)

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/bgp/bgp_source.h"
+#include "control/core/accept.h"
 #include "control/core/neighbours.h"
 #include "control/core/rib.h"
 #include "control/core/table_sync.h"
@@ -150,6 +151,8 @@ private:
     void apply_kernel_snapshot(const KernelSnapshot& snapshot);
     void on_kernel_readable();
     void resync_kernel();
+    bool kernel_route_wanted(const KernelRoute& route);   // inside --accept; others counted
+    void refresh_kernel_detail();
     // etcd_feed.cc
     Status start_etcd();
     void on_etcd_readable();
@@ -181,7 +184,10 @@ private:
     Rib rib_;
     NeighbourTable neighbours_;
     TableSync sync_;
+    AcceptFilter accept_;          // --accept, for the kernel and etcd sources (BGP has its own copy)
     std::optional<KernelSource> kernel_;
+    std::set<Prefix4> kernel_ignored_;   // the kernel states them, outside --accept
+    std::string last_kernel_ignored_;
     std::unique_ptr<etcd::EtcdSource> etcd_;
     std::unique_ptr<bgp::BgpSource> bgp_;
     std::array<SourceState, kSourceCount> sources_{};

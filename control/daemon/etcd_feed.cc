@@ -16,8 +16,12 @@ Status Control::start_etcd() {
     handlers.snapshot = [this](const std::map<Prefix4, etcd::EtcdRoute>& routes) {
         std::vector<RouteSpec> specs;
         specs.reserve(routes.size());
-        for (const auto& [prefix, route] : routes)
-            specs.push_back(etcd_route_spec(route, options_.node));
+        for (const auto& [prefix, route] : routes) {
+            if (auto spec = accepted_etcd_route(route, options_.node, accept_))
+                specs.push_back(*spec);
+            else
+                refuse(Source::kEtcd, spec.error().message);
+        }
         replace_source_routes(Source::kEtcd, specs);
         etcd_saved_.changed();
         if (reconciled_)
@@ -25,10 +29,14 @@ Status Control::start_etcd() {
     };
     handlers.changes = [this](std::span<const etcd::RouteChange> changes) {
         for (const etcd::RouteChange& change : changes) {
-            if (change.route)
-                set_source_route(etcd_route_spec(*change.route, options_.node));
-            else
+            if (!change.route) {
                 withdraw(change.prefix, Source::kEtcd);
+            } else if (auto spec = accepted_etcd_route(*change.route, options_.node, accept_)) {
+                set_source_route(*spec);
+            } else {   // what it stated before for the prefix is stale
+                refuse(Source::kEtcd, spec.error().message);
+                withdraw(change.prefix, Source::kEtcd);
+            }
         }
         etcd_saved_.changed();
         if (reconciled_)
@@ -57,8 +65,15 @@ Status Control::load_saved_etcd_routes() {
     auto saved = control::load_cli_state(options_.etcd_state_path());
     if (!saved)
         return Error{saved.error().code, "its routes of the last run: " + saved.error().message};
-    for (RouteSpec& spec : saved->routes)
+    // Saved under another --accept perhaps: today's filter decides.
+    std::erase_if(saved->routes, [&](RouteSpec& spec) {
         spec.source = Source::kEtcd;
+        const std::string why =
+            spec.mode == ModeRequest::kLocal ? accept_.refusal_of_own(spec.prefix) : accept_.refusal(spec.prefix);
+        if (!why.empty())
+            refuse(Source::kEtcd, "saved route " + describe(spec) + ": " + why);
+        return !why.empty();
+    });
     if (saved->routes.empty()) {
         spdlog::warn("etcd: no full read within {} ms; starting without etcd's routes (they follow once it answers)",
                      options_.etcd_start_wait.count());

@@ -30,4 +30,16 @@ RouteSpec etcd_route_spec(const etcd::EtcdRoute& route, const NodeConfig& node) 
     return spec;
 }
 
+Result<RouteSpec> accepted_etcd_route(const etcd::EtcdRoute& route, const NodeConfig& node, const AcceptFilter& filter) {
+    RouteSpec spec = etcd_route_spec(route, node);
+    const std::string why =
+        spec.mode == ModeRequest::kLocal ? filter.refusal_of_own(spec.prefix) : filter.refusal(spec.prefix);
+    if (why.empty())
+        return spec;
+    std::string message = describe(spec);
+    if (!route.key.empty())
+        message += " (" + route.key + ")";
+    return Error{Errc::kInvalidArgument, message + ": " + why};
+}
+
 }  // namespace podfwd::control

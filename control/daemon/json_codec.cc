@@ -1,14 +1,10 @@
 #include "control/daemon/json_codec.h"
 
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace podfwd::control {
 
@@ -43,88 +39,64 @@ Result<Neighbour> neighbour_from_json(const json& j, Source source) {
 }
 
 Result<CliState> load_cli_state(const std::string& path) {
-    CliState state;
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in)
-        return errno == ENOENT ? Result<CliState>(state)
+        return errno == ENOENT ? Result<CliState>(CliState{})
                                : Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        return Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+    return parse_cli_state(text, path);
+}
+
+Result<CliState> parse_cli_state(std::string_view text, std::string_view origin) {
+    const std::string name(origin);
     // A power loss between the rename and the flush can leave a file of no
-    // bytes on some file systems: the last changes are lost, not the node.
-    if (in.peek() == std::ifstream::traits_type::eof())
-        return Error{Errc::kNotFound, path + " is empty (a power loss before it reached the disk?)"};
-    const json j = json::parse(in, nullptr, false);
+    // bytes on some file systems: the caller decides what that means.
+    if (text.empty())
+        return Error{Errc::kNotFound, name + " is empty (a power loss before it reached the disk?)"};
+    const json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
-        return invalid(path + ": not a JSON object");
-    for (const auto& r : j.value("routes", json::array())) {
+        return invalid(name + ": not a JSON object");
+    CliState state;
+    const auto array = [&](const char* key) -> Result<json> {
+        const auto it = j.find(key);
+        if (it == j.end())
+            return json::array();
+        if (!it->is_array())
+            return invalid(name + ": '" + key + "' is not an array");
+        return *it;
+    };
+    auto routes = array("routes");
+    if (!routes)
+        return std::move(routes).error();
+    for (const auto& r : *routes) {
         auto spec = route_spec_from_json(r, Source::kCli);
         if (!spec)
-            return invalid(path + ": " + spec.error().message);
+            return invalid(name + ": " + spec.error().message);
         state.routes.push_back(*spec);
     }
-    for (const auto& n : j.value("neighbours", json::array())) {
+    auto neighbours = array("neighbours");
+    if (!neighbours)
+        return std::move(neighbours).error();
+    for (const auto& n : *neighbours) {
         auto neighbour = neighbour_from_json(n, Source::kCli);
         if (!neighbour)
-            return invalid(path + ": " + neighbour.error().message);
+            return invalid(name + ": " + neighbour.error().message);
         state.neighbours.push_back(*neighbour);
     }
     return state;
 }
 
-Status save_cli_state(const std::string& path, const CliState& state) {
+Status save_cli_state(const std::string& path, const CliState& state, Durability durability) {
     json j{{"routes", json::array()}, {"neighbours", json::array()}};
     for (const RouteSpec& r : state.routes)
         j["routes"].push_back(route_spec_to_json(r));
     for (const Neighbour& n : state.neighbours)
         j["neighbours"].push_back({{"ip", format_ipv4(n.ip)}, {"mac", format_mac(n.mac)}});
-
-    // Written to a temporary file and renamed over the old one: a daemon
-    // killed at any point leaves the old state or the new one. Reaching the
-    // disk is flush_cli_state()'s job, off the request path.
-    std::error_code ec;
-    const std::filesystem::path file(path);
-    std::filesystem::create_directories(file.parent_path(), ec);
-    const std::string text = j.dump(1) + "\n";
-    const std::string tmp = path + ".tmp";
-    const auto fail = [&](const std::string& what) {
-        return Error{Errc::kSystem, "cannot " + what + ": " + std::strerror(errno)};
-    };
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return fail("create " + tmp);
-    std::size_t written = 0;
-    while (written < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            auto error = fail("write " + tmp);
-            ::close(fd);
-            return error;
-        }
-        written += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        return fail("rename " + tmp);
-    return ok();
+    return replace_file(path, j.dump(1) + "\n", durability);
 }
 
-Status flush_cli_state(const std::string& path) {
-    const auto sync = [](const char* what, int flags) -> Status {
-        const int fd = ::open(what, flags | O_CLOEXEC);
-        if (fd < 0 || ::fsync(fd) != 0) {
-            Error error{Errc::kSystem, std::string("cannot flush ") + what + ": " + std::strerror(errno)};
-            if (fd >= 0)
-                ::close(fd);
-            return error;
-        }
-        ::close(fd);
-        return ok();
-    };
-    if (auto s = sync(path.c_str(), O_RDONLY); !s)
-        return s;
-    const auto dir = std::filesystem::path(path).parent_path();
-    return sync(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-}
+Status flush_cli_state(const std::string& path) { return sync_file_and_directory(path); }
 
 }  // namespace podfwd::control

@@ -7,6 +7,7 @@
 #include "control/core/neighbours.h"
 #include "control/core/route_json.h"
 #include "control/core/rib.h"
+#include "control/daemon/atomic_file.h"
 
 namespace podfwd::control {
 
@@ -23,8 +24,12 @@ struct CliState {
 };
 // A missing file is an empty state; an empty file is kNotFound (see the .cc).
 Result<CliState> load_cli_state(const std::string& path);
-// Atomic against a crash of the daemon (temporary file, rename), mode 0600.
-Status save_cli_state(const std::string& path, const CliState& state);
+// The file's text; errors start with `origin`.
+Result<CliState> parse_cli_state(std::string_view text, std::string_view origin);
+// Atomic against a crash of the daemon (replace_file: a temporary of its
+// own, renamed over the old), mode 0600; kDeferred leaves reaching the disk
+// to flush_cli_state().
+Status save_cli_state(const std::string& path, const CliState& state, Durability durability = Durability::kDeferred);
 // fsync of the file and its directory: durable against a power loss.
 Status flush_cli_state(const std::string& path);
 

@@ -40,11 +40,37 @@ Status Control::load_kernel() {
     return ok();
 }
 
+// The kernel holds every route of the node (the default route, other
+// tables, other daemons' routes): those outside --accept are none of the
+// dataplane's business, so they are ignored, not refused, and only counted.
+bool Control::kernel_route_wanted(const KernelRoute& route) {
+    std::string why = accept_.refusal(route.prefix);
+    if (why.empty()) {
+        kernel_ignored_.erase(route.prefix);
+        return true;
+    }
+    if (kernel_ignored_.insert(route.prefix).second)
+        spdlog::debug("kernel: {} ignored: {}", route.prefix.str(), why);
+    last_kernel_ignored_ = route.prefix.str() + ": " + why;
+    return false;
+}
+
+void Control::refresh_kernel_detail() {
+    SourceState& st = state(Source::kKernel);
+    st.detail = kernel_detail(*options_.kernel);
+    if (!kernel_ignored_.empty())
+        st.detail += "; " + std::to_string(kernel_ignored_.size()) + " routes outside --accept ignored (last: " +
+                     last_kernel_ignored_ + ")";
+}
+
 void Control::apply_kernel_snapshot(const KernelSnapshot& snapshot) {
     std::vector<RouteSpec> routes;
     routes.reserve(snapshot.routes.size());
+    kernel_ignored_.clear();
     for (const KernelRoute& k : snapshot.routes)
-        routes.push_back(kernel_spec(k));
+        if (kernel_route_wanted(k))
+            routes.push_back(kernel_spec(k));
+    refresh_kernel_detail();
     std::vector<Neighbour> neighbours;
     for (const KernelNeighbour& n : snapshot.neighbours)
         neighbours.push_back({n.ip, n.mac, Source::kKernel});
@@ -65,8 +91,10 @@ void Control::on_kernel_readable() {
     }
     for (const KernelEvent& event : *events) {
         if (const auto* added = std::get_if<RouteAdded>(&event)) {
-            set_source_route(kernel_spec(added->route));
+            if (kernel_route_wanted(added->route))
+                set_source_route(kernel_spec(added->route));
         } else if (const auto* removed = std::get_if<RouteRemoved>(&event)) {
+            kernel_ignored_.erase(removed->prefix);
             withdraw(removed->prefix, Source::kKernel);
         } else if (const auto* up = std::get_if<NeighbourUp>(&event)) {
             if (neighbours_.set({up->neighbour.ip, up->neighbour.mac, Source::kKernel}))
@@ -80,6 +108,7 @@ void Control::on_kernel_readable() {
         }
     }
     state(Source::kKernel).phase = kernel_resync_ ? SourcePhase::kSyncing : SourcePhase::kUp;
+    refresh_kernel_detail();
     (void)commit();
 }
 

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -106,6 +107,12 @@ Result<NeighSegmentReader::Candidate> NeighSegmentReader::open_segment(const std
     if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
         ::close(fd);
         return bad("owned by uid " + std::to_string(st.st_uid) + ", not root or this daemon");
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        ::close(fd);
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return bad(std::string("mode ") + mode + ": writable by group or others");
     }
     const auto file_size = static_cast<std::uint64_t>(st.st_size);
     if (file_size == 0) {

@@ -45,8 +45,17 @@ po::options_description describe() {
         ("socket", po::value<std::string>(), "control socket (default /run/podfwd/<table>.sock)")
         ("state-dir", po::value<std::string>()->default_value("/var/lib/podfwd"),
          "where the CLI's routes and neighbours are kept across restarts")
-        ("static-routes", po::value<std::string>(), "static routes file (re-read on SIGHUP)")
-        ("kernel", po::bool_switch(), "mirror kernel routes (netlink)")
+        ("static-routes", po::value<std::string>(),
+         "static routes file (re-read on SIGHUP; a file with an error, or cut short mid-line, is refused whole "
+         "and the routes already loaded stay)")
+        ("allow-empty-static", po::bool_switch(),
+         "take a static file with no routes or neighbours (only comments or blank lines, or 0 bytes) as meant: "
+         "without it such a file is refused, as one half-written would be")
+        ("allow-empty-cli-state", po::bool_switch(),
+         "start although the CLI's saved state in --state-dir is 0 bytes (what a power loss may leave), without "
+         "the CLI's routes; without it the start is refused")
+        ("kernel", po::bool_switch(),
+         "mirror kernel routes (netlink) inside --accept (required with --kernel); others are ignored and counted")
         ("kernel-table", po::value<std::string>(), "only this routing table (number, main, local)")
         ("kernel-protocol", po::value<std::string>(), "only this route protocol (number, bird, static, boot)")
         ("kernel-neighbours", po::bool_switch(), "also mirror kernel IPv4 neighbours as next-hop MACs")
@@ -76,8 +85,11 @@ po::options_description describe() {
         ("bgp-restart-time", po::value<std::int64_t>()->default_value(120),
          "seconds: graceful restart time; also how long routes outlive a gobgpd that died (0: off)")
         ("accept", po::value<std::vector<std::string>>()->composing(),
-         "a pod network (repeatable) BGP routes must be inside; never the default route nor the uplink or "
-         "--pod-cidr (required with --bgp-as)")
+         "a pod network (repeatable) the routes of --kernel, --etcd-endpoints and --bgp-as must be inside "
+         "(required with any of them); never the uplink or --pod-cidr, nor the default route unless "
+         "--accept-default-route")
+        ("accept-default-route", po::bool_switch(),
+         "also take 0.0.0.0/0 from the network sources (an --accept that covers everything does not)")
         ("gobgpd", po::value<std::string>()->default_value("gobgpd"),
          "gobgpd to run as our child (its API on a Unix socket beside --socket)")
         ("gobgp-api", po::value<std::string>(), "use a running gobgpd's API instead: host:port or unix:///path")
@@ -197,7 +209,7 @@ std::string directory_of(const std::string& path) {
     return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
+Status accept_options(const po::variables_map& vm, DaemonOptions& o) {
     if (vm.count("accept"))
         for (const auto& text : vm["accept"].as<std::vector<std::string>>()) {
             auto prefix = Prefix4::parse(text);
@@ -205,14 +217,34 @@ Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
                 return invalid("--accept: " + prefix.error().message);
             o.accept.push_back(*prefix);
         }
+    o.accept_default_route = vm["accept-default-route"].as<bool>();
+    return ok();
+}
+
+// Called once every source's options are read: a network source without a
+// filter would mirror the default route and whatever else it states.
+Status check_accept(const DaemonOptions& o) {
+    const bool network_source = o.kernel || o.etcd || o.bgp;
+    if (!network_source) {
+        if (!o.accept.empty() || o.accept_default_route)
+            return invalid("--accept filters the network sources' routes: it needs --kernel, --etcd-endpoints or --bgp-as");
+        return ok();
+    }
+    if (o.accept.empty() && !o.accept_default_route) {
+        const char* source = o.kernel ? "--kernel" : "--etcd-endpoints";
+        return invalid(std::string(source) +
+                       " needs --accept: the pod networks its routes may be in (e.g. --accept 10.244.0.0/16)");
+    }
+    return ok();
+}
+
+Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
     const bool any = vm.count("bgp-router-id") || vm.count("bgp-peer") || vm.count("gobgp-api") ||
                      !vm["bgp-listen-port"].defaulted() || !vm["bgp-hold-time"].defaulted() ||
                      !vm["bgp-restart-time"].defaulted() || !vm["gobgpd"].defaulted();
     if (!vm.count("bgp-as")) {
         if (any)
             return invalid("--bgp-* options, --gobgpd and --gobgp-api need --bgp-as");
-        if (!o.accept.empty())   // issue 17 gives it to the kernel and etcd sources too
-            return invalid("--accept filters BGP routes: it needs --bgp-as");
         return ok();
     }
     bgp::BgpOptions b;
@@ -254,7 +286,7 @@ Status bgp_options(const po::variables_map& vm, DaemonOptions& o) {
         }
     if (o.accept.empty())
         return invalid("--bgp-as needs --accept: the pod networks BGP routes may be in (e.g. --accept 10.244.0.0/16)");
-    b.filter = AcceptFilter(o.accept, o.node);
+    b.filter = o.accept_filter();
     b.advertise = o.node.pod_cidrs;
     b.gobgpd = vm["gobgpd"].as<std::string>();
     if (vm.count("gobgp-api")) {
@@ -328,11 +360,17 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
     o.state_dir = vm["state-dir"].as<std::string>();
     if (vm.count("static-routes"))
         o.static_routes = vm["static-routes"].as<std::string>();
+    o.allow_empty_static = vm["allow-empty-static"].as<bool>();
+    if (o.allow_empty_static && o.static_routes.empty())
+        return invalid("--allow-empty-static needs --static-routes");
+    o.allow_empty_cli_state = vm["allow-empty-cli-state"].as<bool>();
     if (vm.count("preference"))
         for (const auto& text : vm["preference"].as<std::vector<std::string>>())
             if (auto s = parse_preference(text, o.preferences); !s)
                 return s.error();
 
+    if (auto s = accept_options(vm, o); !s)
+        return s.error();
     const bool kernel_filters = vm.count("kernel-table") || vm.count("kernel-protocol") ||
                                 vm["kernel-neighbours"].as<bool>();
     if (kernel_filters && !vm["kernel"].as<bool>())
@@ -357,6 +395,8 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
     if (auto s = etcd_options(vm, o); !s)
         return s.error();
     if (auto s = bgp_options(vm, o); !s)
+        return s.error();
+    if (auto s = check_accept(o); !s)
         return s.error();
     o.log_level = vm["log-level"].as<std::string>();
     constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};

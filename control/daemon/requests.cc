@@ -352,6 +352,25 @@ json Control::sources(const json&) {
     return json{{"sources", std::move(list)}};
 }
 
+namespace {
+// The table's reclamation as the writer sees it: a stalled reader (online,
+// not passing quiescent states) pins retired memory and eats the reserve.
+json table_health_json(const lpm::TableStats& t) {
+    json stalled = nullptr;
+    if (t.stalled_reader_pid != 0)
+        stalled = {{"pid", t.stalled_reader_pid}, {"slot", t.stalled_reader_slot}, {"stalled_s", t.stalled_ms / 1000.0}};
+    return {{"readers_online", t.readers_online},
+            {"retired_pending", t.retired_pending},
+            {"stalled_reader", std::move(stalled)},
+            {"reserve_elements", t.reserve_elements},
+            {"reserve_used", t.reserve_used},
+            {"reserve_used_pct", t.reserve_used_pct},   // of the pool whose reserve is most used
+            {"reclaim_waits", t.reclaim_waits},
+            {"reclaim_timeouts", t.reclaim_timeouts},
+            {"recovery_dropped_records", t.recovery_dropped_records}};
+}
+}  // namespace
+
 json Control::status(const json&) {
     json cidrs = json::array();
     for (const Prefix4& p : options_.node.pod_cidrs)
@@ -368,7 +387,8 @@ json Control::status(const json&) {
                 {"installed", sync_.installed()},
                 {"nexthops", sync_.nexthops()},
                 {"pid", ::getpid()},
-                {"uptime_s", uptime}};
+                {"uptime_s", uptime},
+                {"table_health", table_health_json(writer_.stats())}};
 }
 
 }  // namespace podfwd::control

@@ -31,6 +31,25 @@ bool someone_listens(const sockaddr_un& addr) {
     return alive;
 }
 
+const char* file_kind(mode_t mode) noexcept {
+    return S_ISREG(mode) ? "a regular file" : S_ISLNK(mode) ? "a symlink" : S_ISDIR(mode) ? "a directory" : "not a socket";
+}
+
+// A socket a dead daemon left is replaced; anything else at the path (a
+// file, a symlink to one, a directory) is someone's, never unlinked.
+Status remove_stale_socket(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0)
+        return errno == ENOENT ? ok() : Status(system_error("cannot check " + path));
+    if (!S_ISSOCK(st.st_mode))
+        return Error{Errc::kInvalidArgument, "--socket " + path + " is " + file_kind(st.st_mode) +
+                                                 ", not a stale socket: refusing to replace it (remove it, or choose "
+                                                 "another --socket)"};
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        return system_error("cannot remove the stale socket " + path);
+    return ok();
+}
+
 constexpr std::string_view kLineTooLong =
     R"({"ok":false,"code":"invalid_argument","error":"request line longer than 64 KiB"})" "\n";
 
@@ -54,7 +73,8 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& path, EventLoo
     }
     if (someone_listens(addr))
         return Error{Errc::kBusy, "another podfwd-control is listening on " + path};
-    ::unlink(path.c_str());
+    if (auto s = remove_stale_socket(path); !s)
+        return s.error();
 
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

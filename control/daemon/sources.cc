@@ -68,7 +68,8 @@ void Control::save_source_routes(Source source, const std::string& path, SavedRo
             routes.routes.push_back(route.spec);
     });
     saved.at = now;
-    if (auto s = control::save_cli_state(path, routes); !s) {
+    // Off the request path, and rarely: durable at once.
+    if (auto s = control::save_cli_state(path, routes, Durability::kSynced); !s) {
         spdlog::warn("{}: cannot keep its routes for a restart: {}", source_name(source), s.error().message);
         return;
     }

@@ -215,7 +215,7 @@ class BgpNode(BgpCtl, Node):
         self.control = subprocess.Popen(
             [self.bins["control"], "--node-ip", self.node_ip, "--uplink", self.uplink, "--gateway", self.gateway,
              *cidr, "--table", self.table, "--socket", self.socket_path, "--state-dir", f"{self.tmp}/state",
-             "--static-routes", self.static_path,
+             "--static-routes", self.static_path, "--allow-empty-static",
              # The probes for prefixes nobody announced look them up: no
              # default route via the gateway to answer them.
              "--no-default-route", *self.control_args, *extra],

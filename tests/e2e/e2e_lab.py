@@ -189,7 +189,7 @@ class Node:
         self.control = self.lab.spawn(
             [self.lab.bins["control"], "--node-ip", s.ip, "--uplink", s.subnet, "--gateway", s.gateway,
              "--pod-cidr", s.pod_cidr, "--table", self.table, "--socket", self.socket,
-             "--state-dir", os.path.join(self.dir, "state"), "--static-routes", self.static_path],
+             "--state-dir", os.path.join(self.dir, "state"), "--static-routes", self.static_path, "--allow-empty-static"],
             self.ns, os.path.join(self.dir, "control.log"))
 
     def wait_control(self):

@@ -67,7 +67,7 @@ def wait_until(condition, seconds, what, interval=0.05):
 def etcd_args(etcd, layout="flannel", client_cert=True, endpoints=None, **options):
     """podfwd-control's options for `etcd` (an EtcdCluster); keyword options
     become --name-with-dashes VALUE."""
-    args = ["--etcd-endpoints", ",".join(endpoints or etcd.urls()), "--etcd-layout", layout]
+    args = ["--etcd-endpoints", ",".join(endpoints or etcd.urls()), "--etcd-layout", layout, "--accept", "10.0.0.0/8"]
     if etcd.tls:
         args += ["--etcd-cafile", etcd.certs["ca.crt"]]
         if client_cert:
@@ -152,7 +152,7 @@ class Node(EtcdCtl, Lab):
         self.control = subprocess.Popen(
             [self.bins["control"], "--node-ip", self.node_ip, "--uplink", UPLINK, "--gateway", GATEWAY, *cidr,
              "--table", self.table, "--socket", self.socket_path, "--state-dir", f"{self.tmp}/state",
-             "--static-routes", self.static_path,
+             "--static-routes", self.static_path, "--allow-empty-static",
              # The probes for prefixes nobody announced look them up: no
              # default route via the gateway to answer them.
              "--no-default-route", *self.control_args, *extra],

@@ -51,7 +51,8 @@ def test_tls(bins):
         certs = make_certs(other)
         node = Node(bins, "tlsca", pod_cidr="10.244.5.0/24",
                     args=["--etcd-endpoints", etcd.url(), "--etcd-cafile", certs["ca.crt"],
-                          "--etcd-certfile", etcd.certs["client.crt"], "--etcd-keyfile", etcd.certs["client.key"]])
+                          "--etcd-certfile", etcd.certs["client.crt"], "--etcd-keyfile", etcd.certs["client.key"],
+                          "--accept", "10.0.0.0/8"])
         try:
             s = node.wait_state(("error",), seconds=20)
             print(f"     trusting another CA: {s['state']}: {s.get('last_error')}")

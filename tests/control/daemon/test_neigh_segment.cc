@@ -234,6 +234,16 @@ TEST_F(Reader, ASegmentOfAnotherUserIsRefused) {
     EXPECT_NE(reader_.last_error()->find("uid 12345"), std::string::npos) << *reader_.last_error();
 }
 
+// Anyone may write a group- or world-writable file: its MACs are not ours.
+TEST_F(Reader, AWritableByOthersSegmentIsRefused) {
+    NeighSegmentFile file(table_, self_, 4);
+    ASSERT_TRUE(file.ok());
+    ASSERT_EQ(::chmod(file.path().c_str(), 0666), 0);
+    EXPECT_EQ(reader_.poll(), NeighSegmentReader::Poll::kUnchanged);
+    EXPECT_EQ(reader_.bad_segments(), 1u);
+    EXPECT_NE(reader_.last_error()->find("mode 0666"), std::string::npos) << *reader_.last_error();
+}
+
 TEST(ProcessAlive, NeverSignalsGroups) {
     EXPECT_FALSE(process_alive(0));
     EXPECT_FALSE(process_alive(0x80000000u)) << "negative as a pid_t: a process group";

@@ -37,7 +37,7 @@ TEST(EtcdOptions, OffWithoutEndpoints) {
 
 TEST(EtcdOptions, FlannelDefaults) {
     auto parsed = parse({"--etcd-endpoints", "http://127.0.0.1:2379/,https://10.0.0.1:2379", "--node-name", "n1",
-                         "--vtep-mac", "0a:00:00:00:00:01"});
+                         "--vtep-mac", "0a:00:00:00:00:01", "--accept", "10.244.0.0/16"});
     ASSERT_TRUE(parsed) << parsed.error().message;
     const auto& e = *parsed->options.etcd;
     EXPECT_EQ(e.client.endpoints, (std::vector<std::string>{"http://127.0.0.1:2379", "https://10.0.0.1:2379"}));
@@ -56,7 +56,7 @@ TEST(EtcdOptions, CalicoFromTheIniFile) {
     std::filesystem::create_directories(dir);
     const auto ini = dir / "control.ini";
     std::ofstream(ini) << "etcd-endpoints = http://127.0.0.1:2379\netcd-layout = calico\n"
-                          "etcd-start-wait = 250\nnode-name = worker-3\n";
+                          "etcd-start-wait = 250\nnode-name = worker-3\naccept = 10.244.0.0/16\n";
     auto parsed = parse({"--config", ini.string()});
     std::filesystem::remove_all(dir);
     ASSERT_TRUE(parsed) << parsed.error().message;
@@ -146,7 +146,8 @@ TEST(BgpOptions, EachMistakeIsOneLine) {
     EXPECT_EQ(error_of({"--bgp-as", "64512"}),
               "--bgp-as needs --accept: the pod networks BGP routes may be in (e.g. --accept 10.244.0.0/16)");
     EXPECT_EQ(error_of({"--bgp-peer", "10.168.0.3,as=1"}), "--bgp-* options, --gobgpd and --gobgp-api need --bgp-as");
-    EXPECT_EQ(error_of({"--accept", "10.244.0.0/16"}), "--accept filters BGP routes: it needs --bgp-as");
+    EXPECT_EQ(error_of({"--accept", "10.244.0.0/16"}),
+              "--accept filters the network sources' routes: it needs --kernel, --etcd-endpoints or --bgp-as");
     EXPECT_EQ(error_of({"--bgp-as", "0", "--accept", "10.244.0.0/16"}), "--bgp-as 0 is out of range 1..4294967295");
     EXPECT_EQ(error_of({"--bgp-as", "1", "--accept", "10.244.0.0/16", "--bgp-hold-time", "2"}),
               "--bgp-hold-time 2 is out of range 3..65535 seconds");
@@ -165,6 +166,60 @@ TEST(BgpOptions, EachMistakeIsOneLine) {
 }  // namespace
 
 namespace {
+
+// --accept is one filter for every network source, and every one needs it:
+// without it the kernel source would mirror the default route and every table.
+TEST(AcceptOptions, EveryNetworkSourceNeedsIt) {
+    EXPECT_EQ(error_of({"--kernel"}),
+              "--kernel needs --accept: the pod networks its routes may be in (e.g. --accept 10.244.0.0/16)");
+    EXPECT_EQ(error_of({"--kernel", "--kernel-table", "100"}).substr(0, 20), "--kernel needs --acc");
+    EXPECT_EQ(error_of({"--etcd-endpoints", "http://127.0.0.1:2379"}),
+              "--etcd-endpoints needs --accept: the pod networks its routes may be in (e.g. --accept 10.244.0.0/16)");
+    EXPECT_EQ(error_of({"--accept-default-route"}),
+              "--accept filters the network sources' routes: it needs --kernel, --etcd-endpoints or --bgp-as");
+    EXPECT_EQ(error_of({"--kernel", "--accept", "10.244.0.0/33"}).substr(0, 9), "--accept:");
+    EXPECT_EQ(error_of({"--allow-empty-static"}), "--allow-empty-static needs --static-routes");
+}
+
+TEST(AcceptOptions, TheKernelsFilterKeepsThePodNetworksOnly) {
+    auto parsed = parse({"--kernel", "--accept", "10.244.0.0/16", "--accept", "10.96.0.0/12"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    const AcceptFilter f = parsed->options.accept_filter();
+    EXPECT_TRUE(f.accepts(Prefix4::parse("10.244.7.0/24").value()));
+    EXPECT_TRUE(f.accepts(Prefix4::parse("10.96.1.0/24").value()));
+    EXPECT_FALSE(f.accepts(Prefix4::parse("0.0.0.0/0").value()));        // not without --accept-default-route
+    EXPECT_FALSE(f.accepts(Prefix4::parse("192.168.1.0/24").value()));
+    EXPECT_FALSE(f.accepts(Prefix4::parse("10.244.0.0/25").value()));    // our own pods
+    EXPECT_FALSE(f.accepts(Prefix4::parse("10.168.0.0/24").value()));    // the uplink
+}
+
+TEST(AcceptOptions, TheDefaultRouteOnlyByName) {
+    auto covering = parse({"--kernel", "--accept", "0.0.0.0/0"});
+    ASSERT_TRUE(covering) << covering.error().message;
+    EXPECT_FALSE(covering->options.accept_filter().accepts(Prefix4::parse("0.0.0.0/0").value()));
+    EXPECT_TRUE(covering->options.accept_filter().accepts(Prefix4::parse("192.168.1.0/24").value()));
+    auto named = parse({"--etcd-endpoints", "http://127.0.0.1:2379", "--accept", "10.244.0.0/16", "--accept-default-route"});
+    ASSERT_TRUE(named) << named.error().message;
+    EXPECT_TRUE(named->options.accept_filter().accepts(Prefix4::parse("0.0.0.0/0").value()));
+    EXPECT_FALSE(named->options.accept_filter().accepts(Prefix4::parse("10.168.0.0/24").value()));
+    auto only_default = parse({"--kernel", "--accept-default-route"});
+    ASSERT_TRUE(only_default) << only_default.error().message;
+    EXPECT_FALSE(only_default->options.accept_filter().accepts(Prefix4::parse("10.244.7.0/24").value()));
+}
+
+TEST(EmptyFileOptions, OffUnlessAsked) {
+    auto plain = parse({"--static-routes", "/etc/podfwd/routes.conf"});
+    ASSERT_TRUE(plain) << plain.error().message;
+    EXPECT_FALSE(plain->options.allow_empty_static);
+    EXPECT_FALSE(plain->options.allow_empty_cli_state);
+    auto allowed = parse({"--static-routes", "/etc/podfwd/routes.conf", "--allow-empty-static", "--allow-empty-cli-state"});
+    ASSERT_TRUE(allowed) << allowed.error().message;
+    EXPECT_TRUE(allowed->options.allow_empty_static);
+    EXPECT_TRUE(allowed->options.allow_empty_cli_state);
+    const std::string usage = daemon_usage();
+    for (const char* option : {"--allow-empty-static", "--allow-empty-cli-state", "--accept-default-route"})
+        EXPECT_NE(usage.find(option), std::string::npos) << option;
+}
 
 TEST(NodeOptions, TheGatewaysDefaultRouteIsOnUnlessRefused) {
     auto parsed = parse({"--gateway", "10.168.0.1"});

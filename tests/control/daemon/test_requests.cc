@@ -262,10 +262,12 @@ TEST_F(Requests, AChangeThatCannotBeSavedIsRefusedAndNotApplied) {
     std::filesystem::create_directories(dir_);
 }
 
-TEST_F(Requests, AnEmptySavedStateStartsWithoutTheCliRoutesACorruptOneDoesNot) {
+// (An empty one stops the start unless --allow-empty-cli-state: test_static_reload.cc.)
+TEST_F(Requests, AnEmptySavedStateStartsWithoutTheCliRoutesWhenAllowedACorruptOneDoesNot) {
     ASSERT_EQ(ask(R"({"op":"route.add","prefix":"10.244.1.0/24","via":"10.168.0.3"})")["ok"], true);
     control_.reset();
     { std::ofstream truncate(options_.cli_state_path(), std::ios::trunc); }   // what a power loss may leave
+    options_.allow_empty_cli_state = true;
     auto c = Control::start(options_);
     ASSERT_TRUE(c) << c.error().message;
     control_ = std::move(*c);

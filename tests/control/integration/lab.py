@@ -93,7 +93,7 @@ class Lab:
         self.control = subprocess.Popen(
             [self.bins["control"], "--node-ip", NODE_IP, "--uplink", "10.168.0.0/24", "--gateway", "10.168.0.1",
              "--pod-cidr", POD_CIDR, "--table", self.table, "--socket", self.socket_path,
-             "--state-dir", f"{self.tmp}/state", "--static-routes", self.static_path, *self.control_args, *extra],
+             "--state-dir", f"{self.tmp}/state", "--static-routes", self.static_path, "--allow-empty-static", *self.control_args, *extra],
             stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._control_answers(), 20, "podfwd-control to answer on its socket")
 

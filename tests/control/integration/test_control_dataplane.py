@@ -228,7 +228,7 @@ def test_netlink(bins):
     ip("link", "set", "nl0", "up")
     ip("link", "set", "nl1", "up")
     lab = Lab(bins, "nl", "", control_args=["--kernel", "--kernel-table", "100", "--kernel-protocol", "bird",
-                                             "--kernel-neighbours", *NO_DEFAULT])
+                                             "--kernel-neighbours", "--accept", "10.244.0.0/16", *NO_DEFAULT])
     try:
         ip("neigh", "add", "10.168.0.7", "lladdr", "02:00:00:00:00:07", "dev", "nl0", "nud", "permanent")
         ip("route", "add", "10.244.7.0/24", "via", "10.168.0.7", "proto", "bird", "table", "100")
