@@ -2,18 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <utility>
 
 #include "common/process.h"
@@ -33,51 +29,88 @@ static_assert(kIdleSleeps + 1 == kCounterCount);
 
 constexpr const char* kRoleNames[dp::kPortRoles] = {"uplink", "host"};
 
-// A read-only mapping of one segment file, unmapped when it goes.
-class Mapping {
+// An open file descriptor, closed when it goes.
+class OpenFile {
 public:
-    static Result<Mapping> open(const std::string& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return Error{errno == ENOENT ? Errc::kNotFound : Errc::kSystem,
-                         "cannot open " + path + ": " + std::strerror(errno)};
-        struct stat info {};
-        if (fstat(fd, &info) != 0) {
-            Error error{Errc::kSystem, "cannot stat " + path + ": " + std::strerror(errno)};
-            close(fd);
-            return error;
-        }
-        const auto size = static_cast<std::size_t>(info.st_size);
-        void* base = size == 0 ? nullptr : mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-        const int map_errno = errno;
-        close(fd);   // the mapping keeps the memory
-        if (base == MAP_FAILED)
-            return Error{Errc::kSystem, "cannot map " + path + ": " + std::strerror(map_errno)};
-        return Mapping(static_cast<const std::byte*>(base), size);
-    }
-
-    Mapping(Mapping&& other) noexcept : base_(std::exchange(other.base_, nullptr)), size_(other.size_) {}
-    Mapping& operator=(Mapping&&) = delete;
-    Mapping(const Mapping&) = delete;
-    ~Mapping() {
-        if (base_ != nullptr)
-            munmap(const_cast<std::byte*>(base_), size_);
-    }
-
-    const std::byte* data() const noexcept { return base_; }
-    std::size_t size() const noexcept { return size_; }
+    explicit OpenFile(int fd) noexcept : fd_(fd) {}
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    ~OpenFile() { close(fd_); }
+    int fd() const noexcept { return fd_; }
 
 private:
-    Mapping(const std::byte* base, std::size_t size) noexcept : base_(base), size_(size) {}
-    const std::byte* base_;
-    std::size_t size_;
+    int fd_;
 };
 
-// The lcores write these words while we read: copy each out once.
+std::string octal_mode(mode_t mode) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+    return text;
+}
+
+// Why the file behind `info` must not be trusted, or empty when it may be:
+// only root (the dataplane) or we ourselves may have written its counters.
+std::string untrusted_because(const struct stat& info) {
+    if (!S_ISREG(info.st_mode))
+        return "not a regular file";
+    const uid_t euid = geteuid();
+    const std::string owner_and_mode =
+        "owner uid " + std::to_string(info.st_uid) + ", mode " + octal_mode(info.st_mode);
+    if (info.st_uid != 0 && info.st_uid != euid)
+        return owner_and_mode + ": owned by neither root nor uid " + std::to_string(euid);
+    if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return owner_and_mode + ": writable by group or others";
+    return {};
+}
+
+// What one segment file holds: its bytes, or why it was skipped.
+struct SegmentCopy {
+    std::vector<std::byte> bytes;
+    std::string skipped_because;   // non-empty: not read
+};
+
+// Copies the file once, with pread rather than a mapping: a file truncated
+// meanwhile gives a short copy (decoded as such), never a SIGBUS.
+Result<SegmentCopy> copy_segment(const std::string& path) {
+    // O_NONBLOCK: a FIFO planted under the name must not block the open.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return SegmentCopy{{}, "a symbolic link, not followed"};
+        return Error{errno == ENOENT ? Errc::kNotFound : Errc::kSystem,
+                     "cannot open " + path + ": " + std::strerror(errno)};
+    }
+    const OpenFile file(fd);
+    struct stat info {};
+    if (fstat(file.fd(), &info) != 0)
+        return Error{Errc::kSystem, "cannot stat " + path + ": " + std::strerror(errno)};
+    if (std::string why = untrusted_because(info); !why.empty())
+        return SegmentCopy{{}, std::move(why)};
+    const auto size = static_cast<std::size_t>(info.st_size);
+    if (size > kMaxSegmentBytes)
+        return Error{Errc::kIncompatible, path + ": file of " + std::to_string(size) + " bytes, more than the " +
+                                              std::to_string(kMaxSegmentBytes) + " a counter segment may have"};
+    SegmentCopy copy;
+    copy.bytes.resize(size);
+    std::size_t copied = 0;
+    while (copied < size) {
+        const ssize_t n = pread(file.fd(), copy.bytes.data() + copied, size - copied, static_cast<off_t>(copied));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return Error{Errc::kSystem, "cannot read " + path + ": " + std::strerror(errno)};
+        if (n == 0)
+            break;   // truncated since the fstat
+        copied += static_cast<std::size_t>(n);
+    }
+    copy.bytes.resize(copied);
+    return copy;
+}
+
 template <class T>
-T load(const std::byte* at) {
+T load(std::span<const std::byte> bytes, std::size_t offset) {
     T value;
-    std::memcpy(&value, at, sizeof value);
+    std::memcpy(&value, bytes.data() + offset, sizeof value);
     return value;
 }
 
@@ -86,8 +119,33 @@ Error incompatible(const std::string& path, const std::string& what) {
                  path + ": " + what + " (a podfwd-dataplane of another version? use its podfwdctl)"};
 }
 
-// Checks that the segment has the layout this podfwdctl was built with.
-Status validate(const std::string& path, const dp::StatsHeader& header, std::size_t size) {
+// The header's fields as plain values (StatsHeader holds an atomic, which
+// cannot be copied from bytes).
+struct HeaderFields {
+    std::uint64_t magic;
+    std::uint32_t version, lcore_count, entry_size, counters_offset, roles, actions, drops, state;
+    std::uint64_t start_unix_ns;
+};
+
+HeaderFields header_fields(std::span<const std::byte> bytes) {
+    using H = dp::StatsHeader;
+    return HeaderFields{
+        .magic = load<std::uint64_t>(bytes, offsetof(H, magic)),
+        .version = load<std::uint32_t>(bytes, offsetof(H, version)),
+        .lcore_count = load<std::uint32_t>(bytes, offsetof(H, lcore_count)),
+        .entry_size = load<std::uint32_t>(bytes, offsetof(H, entry_size)),
+        .counters_offset = load<std::uint32_t>(bytes, offsetof(H, counters_offset)),
+        .roles = load<std::uint32_t>(bytes, offsetof(H, roles)),
+        .actions = load<std::uint32_t>(bytes, offsetof(H, actions)),
+        .drops = load<std::uint32_t>(bytes, offsetof(H, drops)),
+        .state = load<std::uint32_t>(bytes, offsetof(H, state)),
+        .start_unix_ns = load<std::uint64_t>(bytes, offsetof(H, start_unix_ns)),
+    };
+}
+
+// Checks that the segment has the layout this podfwdctl was built with and
+// that every entry the header announces lies inside `size` bytes.
+Status validate(const std::string& path, const HeaderFields& header, std::size_t size) {
     if (header.magic != dp::kStatsMagic)
         return Error{Errc::kIncompatible, path + ": not a podfwd counter segment"};
     if (header.version != dp::kStatsVersion)
@@ -102,57 +160,76 @@ Status validate(const std::string& path, const dp::StatsHeader& header, std::siz
         header.entry_size < std::size_t{header.counters_offset} + sizeof(dp::LcoreCounters))
         return incompatible(path, "entry size " + std::to_string(header.entry_size) + " with counters at " +
                                       std::to_string(header.counters_offset) + " does not hold the counters");
-    if (size < sizeof(dp::StatsHeader) + std::size_t{header.lcore_count} * header.entry_size)
+    // Both factors are 32-bit: the product cannot overflow 64 bits.
+    if (size < sizeof(dp::StatsHeader) + std::uint64_t{header.lcore_count} * header.entry_size)
         return incompatible(path, "file of " + std::to_string(size) + " bytes is too short for " +
                                       std::to_string(header.lcore_count) + " lcores");
     return ok();
 }
 
-LcoreReading read_entry(const std::byte* entry, const dp::StatsHeader& header, std::uint32_t pid) {
+LcoreReading read_entry(std::span<const std::byte> entry, std::uint32_t counters_offset, std::uint32_t pid) {
+    using E = dp::LcoreStats;
     LcoreReading reading;
     reading.pid = pid;
-    reading.lcore_id = load<std::uint32_t>(entry + offsetof(dp::LcoreStats, lcore_id));
-    reading.queue = load<std::uint32_t>(entry + offsetof(dp::LcoreStats, queue));
+    reading.lcore_id = load<std::uint32_t>(entry, offsetof(E, lcore_id));
+    reading.queue = load<std::uint32_t>(entry, offsetof(E, queue));
     dp::LcoreStats stats{};
-    stats.idle_sleeps = load<std::uint64_t>(entry + offsetof(dp::LcoreStats, idle_sleeps));
-    stats.busy_polls = load<std::uint64_t>(entry + offsetof(dp::LcoreStats, busy_polls));
-    stats.counters = load<dp::LcoreCounters>(entry + header.counters_offset);
+    stats.idle_sleeps = load<std::uint64_t>(entry, offsetof(E, idle_sleeps));
+    stats.busy_polls = load<std::uint64_t>(entry, offsetof(E, busy_polls));
+    stats.counters = load<dp::LcoreCounters>(entry, counters_offset);
     reading.counts = flatten(stats);
     return reading;
 }
 
-// Adds one segment to the snapshot; a segment still being created is skipped.
+// Adds one segment to the snapshot; a segment still being created, or one
+// not to be trusted, is skipped.
 Status read_segment(const std::string& path, std::uint32_t pid, StatsSnapshot& snapshot) {
-    auto mapping = Mapping::open(path);
-    if (!mapping) {
+    auto copy = copy_segment(path);
+    if (!copy) {
         // Unlinked between the scan and the open: its dataplane just exited.
-        if (mapping.error().code == Errc::kNotFound)
+        if (copy.error().code == Errc::kNotFound)
             return ok();
-        return std::move(mapping).error();
+        return std::move(copy).error();
     }
-    if (mapping->size() < sizeof(dp::StatsHeader)) {
+    if (!copy->skipped_because.empty()) {
+        snapshot.skipped.push_back({path, pid, "not read: " + copy->skipped_because});
+        return ok();
+    }
+    auto decoded = decode_segment(copy->bytes, path, pid);
+    if (!decoded)
+        return std::move(decoded).error();
+    if (decoded->being_created) {
         snapshot.skipped.push_back({path, pid, "still being created"});
         return ok();
     }
-    const auto& header = *reinterpret_cast<const dp::StatsHeader*>(mapping->data());
-    // The creator writes the magic last, after a release fence.
-    if (load<std::uint64_t>(mapping->data()) == 0) {
-        snapshot.skipped.push_back({path, pid, "still being created"});
-        return ok();
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (auto valid = validate(path, header, mapping->size()); !valid)
-        return valid;
-
-    snapshot.segments.push_back({path, pid, static_cast<dp::RunState>(header.state.load(std::memory_order_acquire)),
-                                 header.start_unix_ns, header.lcore_count});
-    const std::byte* entries = mapping->data() + sizeof(dp::StatsHeader);
-    for (std::uint32_t i = 0; i < header.lcore_count; ++i)
-        snapshot.lcores.push_back(read_entry(entries + std::size_t{i} * header.entry_size, header, pid));
+    snapshot.segments.push_back({path, pid, decoded->state, decoded->start_unix_ns,
+                                 static_cast<unsigned>(decoded->lcores.size())});
+    snapshot.lcores.insert(snapshot.lcores.end(), decoded->lcores.begin(), decoded->lcores.end());
     return ok();
 }
 
 }  // namespace
+
+Result<DecodedSegment> decode_segment(std::span<const std::byte> bytes, const std::string& path, std::uint32_t pid) {
+    DecodedSegment decoded;
+    // The creator sizes the file, then writes the magic last (after a
+    // release fence): a zero magic is a segment still being created.
+    if (bytes.size() < sizeof(dp::StatsHeader) || load<std::uint64_t>(bytes, 0) == 0) {
+        decoded.being_created = true;
+        return decoded;
+    }
+    const HeaderFields header = header_fields(bytes);
+    if (auto valid = validate(path, header, bytes.size()); !valid)
+        return std::move(valid).error();
+    decoded.state = static_cast<dp::RunState>(header.state);
+    decoded.start_unix_ns = header.start_unix_ns;
+    decoded.lcores.reserve(header.lcore_count);
+    const auto entries = bytes.subspan(sizeof(dp::StatsHeader));
+    for (std::uint32_t i = 0; i < header.lcore_count; ++i)
+        decoded.lcores.push_back(read_entry(entries.subspan(std::size_t{i} * header.entry_size, header.entry_size),
+                                            header.counters_offset, pid));
+    return decoded;
+}
 
 const std::array<CounterName, kCounterCount>& counter_names() {
     static const auto names = [] {

@@ -2,12 +2,15 @@
 // (layout: dataplane/stats_layout.h, dataplane/app/README.md), straight from
 // shared memory: no daemon involved. One dataplane process has one segment;
 // a crashed one leaves its segment behind, which is recognised by its pid.
+// Each segment is copied once into private memory and decoded only from
+// that copy: whoever writes the file cannot change what was validated.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,8 +75,29 @@ struct StatsSnapshot {
     Counts totals() const;
 };
 
-// Reads every live segment of `table` in `shm_dir`. Errors: no live
-// dataplane (kNotFound), a segment of another layout (kIncompatible).
+// A segment file larger than this is refused, not copied: the dataplane's
+// are a few KiB (a header and one entry per lcore).
+inline constexpr std::size_t kMaxSegmentBytes = std::size_t{16} << 20;
+
+// One segment decoded from a private copy of its bytes.
+struct DecodedSegment {
+    bool being_created = false;   // too short for a header, or its magic not written yet
+    dp::RunState state = dp::RunState::kStarting;
+    std::uint64_t start_unix_ns = 0;
+    std::vector<LcoreReading> lcores;   // in entry order
+};
+
+// Validates and decodes `bytes`, a segment file's contents (any bytes at
+// all: a hostile or half-written file gives an error, never a read outside
+// them). `path` and `pid` name it in errors and readings. Errors: kIncompatible
+// (another layout, or a header that does not fit the file).
+Result<DecodedSegment> decode_segment(std::span<const std::byte> bytes, const std::string& path, std::uint32_t pid);
+
+// Reads every live segment of `table` in `shm_dir`. A segment file that is
+// not a regular file, is a symbolic link, belongs to neither root nor our
+// euid, or is writable by group or others is skipped with the reason (path,
+// owner, mode), never read. Errors: no live dataplane (kNotFound), a
+// segment of another layout or larger than kMaxSegmentBytes (kIncompatible).
 Result<StatsSnapshot> read_stats(const std::string& table, const std::string& shm_dir = "/dev/shm");
 
 struct RateReport {

@@ -4,12 +4,16 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <new>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/ctl/run.h"
@@ -268,6 +272,148 @@ TEST(Stats, IncompatibleSegmentsAreRefusedClearly) {
                        " bytes is too short for 3 lcores");
     expect_refused([](SyntheticSegment& s) { s.header().entry_size = 100; }, "entry size 100");
     expect_refused([](SyntheticSegment& s) { s.header().magic = 0x1234; }, "not a podfwd counter segment");
+}
+
+// A name under /dev/shm removed when the test ends, however it ends.
+struct RemovedAtEnd {
+    std::string path;
+    ~RemovedAtEnd() { unlink(path.c_str()); }
+};
+
+// The one segment of `table` is not read: skipped with `reason` (read_stats
+// then finds no live dataplane and says why).
+void expect_not_read(const std::string& table, const std::string& path, const std::string& reason) {
+    auto none = read_stats(table);
+    ASSERT_FALSE(none) << "the segment was read";
+    EXPECT_EQ(none.error().code, Errc::kNotFound);
+    EXPECT_NE(none.error().message.find(path + ": not read: " + reason), std::string::npos) << none.error().message;
+}
+
+TEST(Stats, SegmentOfAnotherOwnerIsNotRead) {
+    if (geteuid() != 0)
+        GTEST_SKIP() << "giving a file to another owner needs root";
+    const std::string table = unique_table();
+    SyntheticSegment segment(table, static_cast<std::uint32_t>(getpid()), 1);
+    ASSERT_EQ(chown(segment.path().c_str(), 65534, 65534), 0) << std::strerror(errno);
+    expect_not_read(table, segment.path(), "owner uid 65534, mode 0600: owned by neither root nor uid 0");
+
+    // Listed under `ignored`, not counted, beside a segment that is read.
+    SyntheticSegment parents(table, static_cast<std::uint32_t>(getppid()), 1);
+    auto snapshot = read_stats(table);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    EXPECT_EQ(snapshot->segments.size(), 1u);
+    ASSERT_EQ(snapshot->skipped.size(), 1u);
+    EXPECT_EQ(snapshot->skipped[0].path, segment.path());
+}
+
+TEST(Stats, SegmentWritableByOthersIsNotRead) {
+    const std::string table = unique_table();
+    SyntheticSegment segment(table, static_cast<std::uint32_t>(getpid()), 1);
+    ASSERT_EQ(chmod(segment.path().c_str(), 0666), 0) << std::strerror(errno);
+    expect_not_read(table, segment.path(),
+                    "owner uid " + std::to_string(geteuid()) + ", mode 0666: writable by group or others");
+    ASSERT_EQ(chmod(segment.path().c_str(), 0620), 0);
+    expect_not_read(table, segment.path(),
+                    "owner uid " + std::to_string(geteuid()) + ", mode 0620: writable by group or others");
+    ASSERT_EQ(chmod(segment.path().c_str(), 0644), 0);   // readable by all is fine
+    EXPECT_TRUE(read_stats(table));
+}
+
+TEST(Stats, SymbolicLinkIsNotFollowed) {
+    const std::string table = unique_table();
+    const auto pid = static_cast<std::uint32_t>(getpid());
+    SyntheticSegment elsewhere(table + "-elsewhere", pid, 1);
+    const RemovedAtEnd link{"/dev/shm/" + table + ".stats." + std::to_string(pid)};
+    ASSERT_EQ(symlink(elsewhere.path().c_str(), link.path.c_str()), 0) << std::strerror(errno);
+    expect_not_read(table, link.path, "a symbolic link, not followed");
+}
+
+TEST(Stats, FifoIsNotReadNorWaitedOn) {
+    const std::string table = unique_table();
+    const RemovedAtEnd fifo{"/dev/shm/" + table + ".stats." + std::to_string(getpid())};
+    ASSERT_EQ(mkfifo(fifo.path.c_str(), 0600), 0) << std::strerror(errno);
+    expect_not_read(table, fifo.path, "not a regular file");
+}
+
+TEST(Stats, HeaderThatLiesAboutItsSizeIsRefused) {
+    const std::string table = unique_table();
+    SyntheticSegment segment(table, static_cast<std::uint32_t>(getpid()), 1);
+    segment.header().lcore_count = 0xffffffff;
+    segment.header().entry_size = 0xffffffc0;
+    auto refused = read_stats(table);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::kIncompatible);
+    EXPECT_NE(refused.error().message.find(segment.path() + ": file of " +
+                                           std::to_string(sizeof(dp::StatsHeader) + sizeof(dp::LcoreStats)) +
+                                           " bytes is too short for 4294967295 lcores"),
+              std::string::npos)
+        << refused.error().message;
+}
+
+// A writer that keeps changing the header while podfwdctl reads: each read
+// sees one consistent copy, either the true segment or a refusal, and never
+// reads past the file as it would by re-reading the header from shared memory.
+TEST(Stats, HeaderChangingDuringTheReadIsSeenOnce) {
+    const std::string table = unique_table();
+    SyntheticSegment segment(table, static_cast<std::uint32_t>(getpid()), 1);
+    segment.counters(0).rx_packets = {42, 0};
+    std::atomic_ref<std::uint32_t> lcore_count(segment.header().lcore_count);
+    // Stopped and joined when the test leaves, a failed assertion included.
+    std::jthread liar([&](const std::stop_token& stop) {
+        for (std::uint32_t round = 0; !stop.stop_requested(); ++round)
+            lcore_count.store(round % 2 == 0 ? 1 : 100000, std::memory_order_relaxed);
+    });
+    int read = 0, refused = 0;
+    for (int i = 0; i < 2000; ++i) {
+        auto snapshot = read_stats(table);
+        if (snapshot) {
+            ++read;
+            ASSERT_EQ(snapshot->lcores.size(), 1u);
+            EXPECT_EQ(snapshot->totals()[index_of("rx", "uplink")], 42u);
+        } else {
+            ++refused;
+            ASSERT_NE(snapshot.error().message.find("is too short for 100000 lcores"), std::string::npos)
+                << snapshot.error().message;
+        }
+    }
+    EXPECT_EQ(read + refused, 2000);
+}
+
+// decode_segment against the bytes the test lays out itself: the whole
+// segment gives the oracle's numbers; every shorter prefix of it is "being
+// created" (shorter than a header) or refused as too short, never read.
+TEST(Stats, DecodeFromBytesAndEveryTruncation) {
+    constexpr unsigned kLcores = 2;
+    std::vector<std::byte> bytes(sizeof(dp::StatsHeader) + kLcores * sizeof(dp::LcoreStats));
+    {
+        const std::string table = unique_table();
+        SyntheticSegment segment(table, 7, kLcores);
+        fill_oracle(segment);
+        std::memcpy(bytes.data(), &segment.header(), sizeof(dp::StatsHeader));
+        std::memcpy(bytes.data() + sizeof(dp::StatsHeader), &segment.lcore(0), kLcores * sizeof(dp::LcoreStats));
+    }
+    auto whole = decode_segment(bytes, "seg", 7);
+    ASSERT_TRUE(whole) << whole.error().message;
+    EXPECT_FALSE(whole->being_created);
+    EXPECT_EQ(whole->state, dp::RunState::kRunning);
+    ASSERT_EQ(whole->lcores.size(), kLcores);
+    EXPECT_EQ(whole->lcores[1].lcore_id, 4u);
+    EXPECT_EQ(whole->lcores[0].pid, 7u);
+    EXPECT_EQ(whole->lcores[0].counts[index_of("rx", "uplink")], 100u);
+    EXPECT_EQ(whole->lcores[1].counts[index_of("drops", "bad_checksum")], 9u);
+    EXPECT_EQ(whole->lcores[0].counts[index_of("", "busy_polls")], 11u);
+
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+        auto part = decode_segment(std::span(bytes).first(len), "seg", 7);
+        if (len < sizeof(dp::StatsHeader)) {
+            ASSERT_TRUE(part && part->being_created) << len;
+            continue;
+        }
+        ASSERT_FALSE(part) << len;
+        EXPECT_EQ(part.error().message, "seg: file of " + std::to_string(len) +
+                                            " bytes is too short for 2 lcores (a podfwd-dataplane of another "
+                                            "version? use its podfwdctl)");
+    }
 }
 
 TEST(Stats, RatesAreDeltasPerSecond) {

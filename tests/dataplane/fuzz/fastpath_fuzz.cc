@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "dataplane/exception.h"
@@ -28,7 +29,23 @@ using namespace podfwd::lpm;
 namespace {
 
 constexpr std::uint32_t kHeadroom = 128;
-constexpr std::uint32_t kBufferSize = 4096;
+constexpr std::uint32_t kMaxPacket = 4096 - kHeadroom;
+
+// One packet's buffer: the headroom (the fast path prepends outer headers,
+// the exception path grows an answer into it), then exactly the packet, so
+// that ASan reports a read even one byte past its end.
+struct PacketBuffer {
+    std::unique_ptr<std::uint8_t[]> bytes;
+    std::uint32_t size = 0;
+
+    static PacketBuffer holding(const std::uint8_t* packet, std::uint32_t len) {
+        PacketBuffer buffer{std::make_unique<std::uint8_t[]>(kHeadroom + len), kHeadroom + len};
+        std::memcpy(buffer.bytes.get() + kHeadroom, packet, len);
+        return buffer;
+    }
+    const std::uint8_t* begin() const noexcept { return bytes.get(); }
+    const std::uint8_t* end() const noexcept { return bytes.get() + size; }
+};
 
 struct Fixture {
     std::string name = "podfwd-fuzz." + std::to_string(::getpid());
@@ -99,9 +116,9 @@ std::uint64_t exception_actions(const dp::LcoreCounters& c) {
            c.of(dp::Action::kLocalTtlOne);
 }
 
-void check_view(const dp::PacketView& p, const std::uint8_t* begin, std::uint32_t min_len) {
-    if (p.data < begin || p.data + p.len > begin + kBufferSize ||
-        p.data - begin != static_cast<std::ptrdiff_t>(p.headroom) || p.len < min_len)
+void check_view(const dp::PacketView& p, const PacketBuffer& buffer, std::uint32_t min_len) {
+    if (p.data < buffer.begin() || p.data + p.len > buffer.end() ||
+        p.data - buffer.begin() != static_cast<std::ptrdiff_t>(p.headroom) || p.len < min_len)
         std::abort();
 }
 
@@ -130,16 +147,17 @@ void check_answer(dp::Verdict punt, const dp::PacketView& p) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static Fixture fixture;
-    if (size < 1 || size > kBufferSize - kHeadroom + 1)
+    if (size < 1 || size > kMaxPacket + 1)
         return 0;
     // Byte 0 picks the receiving port and the burst size (1 or 3 copies).
     const auto from = (data[0] & 1) ? dp::PortRole::kHost : dp::PortRole::kUplink;
     const unsigned copies = (data[0] & 2) ? 3 : 1;
-    static std::array<std::array<std::uint8_t, kBufferSize>, 3> buffers;
+    const auto len = static_cast<std::uint32_t>(size - 1);
+    std::array<PacketBuffer, 3> buffers;
     dp::PacketView pkts[3];
     for (unsigned i = 0; i < copies; ++i) {
-        std::memcpy(buffers[i].data() + kHeadroom, data + 1, size - 1);
-        pkts[i] = dp::PacketView{buffers[i].data() + kHeadroom, static_cast<std::uint32_t>(size - 1), kHeadroom};
+        buffers[i] = PacketBuffer::holding(data + 1, len);
+        pkts[i] = dp::PacketView{buffers[i].bytes.get() + kHeadroom, len, kHeadroom};
     }
     dp::Verdict verdicts[3];
     dp::LcoreCounters counters;
@@ -153,7 +171,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     dp::Verdict routed_verdicts[3];
     unsigned routed_index[3];
     unsigned n_routed = 0;
-    const auto handle = [&](dp::PortRole port, dp::Verdict punt, dp::PacketView& p, const std::uint8_t* begin) {
+    const auto handle = [&](dp::PortRole port, dp::Verdict punt, dp::PacketView& p, const PacketBuffer& buffer) {
         const std::uint64_t before = drops_counted(counters) + exception_actions(counters);
         const std::uint64_t passed_on = counters.of(dp::Action::kLocalTtlOne);
         const dp::ExceptionResult r = exception.handle(port, punt, p, 0, counters);
@@ -161,12 +179,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();   // a punt not counted, or counted twice
         if (counters.of(dp::Action::kLocalTtlOne) != passed_on) {
             // The node's own TTL-1 packet, passed on: TTL 2 for the routing pass, checksum whole.
-            check_view(p, begin, 34);
+            check_view(p, buffer, 34);
             if (r != dp::ExceptionResult::kRoute || p.data[proto::EtherHdr::kSize + 8] != 2 ||
                 !proto::ipv4_header_checksum_ok(p.data + proto::EtherHdr::kSize))
                 std::abort();
         } else if (r != dp::ExceptionResult::kDrop) {
-            check_view(p, begin, 14);
+            check_view(p, buffer, 14);
             check_answer(punt, p);
         }
         return r;
@@ -179,10 +197,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // A punted packet goes on to the exception path: its view must hold
         // as well, with an Ethernet header (ARP) or Ethernet and IPv4.
         const std::uint32_t min_len = verdicts[i] == dp::Verdict::kPuntArp ? 14 : 34;
-        check_view(pkts[i], buffers[i].data(), min_len);
+        check_view(pkts[i], buffers[i], min_len);
         if (!dp::is_punt(verdicts[i]))
             continue;
-        switch (handle(from, verdicts[i], pkts[i], buffers[i].data())) {
+        switch (handle(from, verdicts[i], pkts[i], buffers[i])) {
         case dp::ExceptionResult::kDrop:
             ++dropped;
             break;
@@ -197,15 +215,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (n_routed != 0) {
         fixture.forwarder.process(dp::PortRole::kHost, routed, routed_verdicts, n_routed, counters);
         for (unsigned k = 0; k < n_routed; ++k) {
-            const std::uint8_t* begin = buffers[routed_index[k]].data();
+            const PacketBuffer& buffer = buffers[routed_index[k]];
             if (routed_verdicts[k] == dp::Verdict::kDrop) {
                 ++dropped;
                 continue;
             }
-            check_view(routed[k], begin, 34);
+            check_view(routed[k], buffer, 34);
             // The second round as the poll loop runs it: handled, never routed again.
             if (dp::is_punt(routed_verdicts[k])) {
-                const dp::ExceptionResult again = handle(dp::PortRole::kHost, routed_verdicts[k], routed[k], begin);
+                const dp::ExceptionResult again = handle(dp::PortRole::kHost, routed_verdicts[k], routed[k], buffer);
                 if (again == dp::ExceptionResult::kRoute)
                     std::abort();   // an error about an error: the loop RFC 1812 forbids
                 if (again == dp::ExceptionResult::kDrop)

@@ -17,6 +17,7 @@
 // reply or request, to us or not).
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/fastpath.h"
 #include "dataplane/proto/arp.h"
@@ -36,7 +38,6 @@ using namespace podfwd::lpm;
 namespace {
 
 constexpr std::uint32_t kHeadroom = 128;
-constexpr std::uint32_t kBufferSize = 2048;
 constexpr unsigned kSlots = 64;   // packet buffers; the hold limits below are smaller
 constexpr const char* kNodeIp = "10.168.0.2";
 // Whom the table's records resolve: a host-gw node, the gateway (IPIP off
@@ -132,10 +133,12 @@ struct Run {
     dp::Resolver resolver{config, fixture.view, forwarder, exception, neighbour_config, 20'000'000};
     dp::LcoreCounters counters;
 
-    std::array<std::array<std::uint8_t, kBufferSize>, kSlots> buffers{};
+    // Each frame gets a buffer of exactly headroom + its length, so that ASan
+    // reports a read even one byte past the packet.
+    std::array<std::unique_ptr<std::uint8_t[]>, kSlots> buffers{};
+    std::array<std::uint32_t, kSlots> buffer_size{};
     std::array<dp::PacketView, kSlots> views{};
-    std::array<std::uint32_t, kSlots> copy_len{};
-    std::array<std::array<std::uint8_t, kBufferSize>, kSlots> copies{};   // a held packet as it was kept
+    std::array<std::vector<std::uint8_t>, kSlots> copies{};   // a held packet as it was kept
     std::bitset<kSlots> held;
     std::uint64_t now_ns = 1'000'000'000;
     std::uint64_t received = 0;
@@ -150,8 +153,8 @@ struct Run {
 
     void check_view(unsigned slot) const {
         const dp::PacketView& p = views[slot];
-        const std::uint8_t* begin = buffers[slot].data();
-        if (p.data < begin || p.data + p.len > begin + kBufferSize ||
+        const std::uint8_t* begin = buffers[slot].get();
+        if (p.data < begin || p.data + p.len > begin + buffer_size[slot] ||
             p.data - begin != static_cast<std::ptrdiff_t>(p.headroom))
             std::abort();
     }
@@ -162,8 +165,7 @@ struct Run {
             if (held[slot])
                 std::abort();
             held[slot] = true;
-            copy_len[slot] = views[slot].len;
-            std::memcpy(copies[slot].data(), views[slot].data, views[slot].len);
+            copies[slot].assign(views[slot].data, views[slot].data + views[slot].len);
         } else if (o == dp::ResolveOutcome::kRoute) {
             routed = true;
         }
@@ -171,8 +173,10 @@ struct Run {
 
     void frame(dp::PortRole from, const std::uint8_t* bytes, std::size_t len) {
         const unsigned slot = free_slot();
-        std::memcpy(buffers[slot].data() + kHeadroom, bytes, len);
-        views[slot] = dp::PacketView{buffers[slot].data() + kHeadroom, static_cast<std::uint32_t>(len), kHeadroom};
+        buffer_size[slot] = kHeadroom + static_cast<std::uint32_t>(len);
+        buffers[slot] = std::make_unique<std::uint8_t[]>(buffer_size[slot]);
+        std::memcpy(buffers[slot].get() + kHeadroom, bytes, len);
+        views[slot] = dp::PacketView{buffers[slot].get() + kHeadroom, static_cast<std::uint32_t>(len), kHeadroom};
         ++received;
         dp::Verdict verdict;
         forwarder.process(from, &views[slot], &verdict, 1, counters);
@@ -231,7 +235,7 @@ struct Run {
         if (handle >= kSlots || !held[handle])
             std::abort();
         const auto slot = static_cast<unsigned>(handle);
-        if (views[slot].len != copy_len[slot] || std::memcmp(views[slot].data, copies[slot].data(), copy_len[slot]) != 0)
+        if (!std::equal(views[slot].data, views[slot].data + views[slot].len, copies[slot].begin(), copies[slot].end()))
             std::abort();
         held[slot] = false;
         return slot;
@@ -242,8 +246,7 @@ struct Run {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static Fixture fixture;
-    // A fresh resolver per input keeps runs reproducible (on the heap: its
-    // buffers are half a megabyte).
+    // A fresh resolver per input keeps runs reproducible.
     const auto owned = std::make_unique<Run>(fixture);
     Run& run = *owned;
     std::size_t at = 0;
