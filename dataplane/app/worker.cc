@@ -35,6 +35,8 @@ constexpr PortRole kRoles[] = {PortRole::kUplink, PortRole::kHost};
 // this often when nothing moved, so the ages readers see stay fresh.
 constexpr std::uint64_t kPublishMinNs = 10'000'000;
 constexpr std::uint64_t kPublishMaxNs = 1'000'000'000;
+// How often the resolver's lcore checks that the route table's file is whole.
+constexpr std::uint64_t kTableCheckNs = 100'000'000;
 constexpr std::uint32_t kMinFrameSize = 60;   // Ethernet's minimum without the FCS: ARP frames are padded to it
 
 // Each lcore numbers its outer IP IDs from its own random start, so lcores
@@ -399,7 +401,23 @@ private:
             published_version_ = resolver_->version();
             published_ns_ = now_ns;
         }
+        if (now_ns - table_checked_ns_ >= kTableCheckNs) {
+            table_checked_ns_ = now_ns;
+            check_table();
+        }
         return work;
+    }
+
+    // A table file truncated under us (a bug, another process) reads as
+    // zeros, so every lookup misses: rather than drop everything quietly,
+    // stop and let the supervisor start a dataplane that attaches afresh.
+    void check_table() noexcept {
+        if (!ctx_.table->truncated())
+            return;
+        spdlog::critical("the route table's file was truncated under the dataplane (a bug or another process); "
+                         "stopping: a restarted podfwd-dataplane attaches to the table again");
+        ctx_.failed->store(true);
+        ctx_.stop->store(true);
     }
 
     // The packets the resolver gave up on (counted already).
@@ -472,6 +490,7 @@ private:
     rte_mbuf* ring_rx_[kMaxBurst];
     std::uint64_t published_version_ = ~std::uint64_t{0};
     std::uint64_t published_ns_ = 0;
+    std::uint64_t table_checked_ns_ = 0;
 };
 
 }  // namespace

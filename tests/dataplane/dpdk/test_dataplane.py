@@ -341,6 +341,52 @@ def test_held_after_decap(tmp, started, segments):
           f"the inner packet out to the MAC the next hop answered with ({[f.summary() for f in frames]})")
 
 
+def test_truncated_table(tmp, started, segments):
+    """The route table's file truncated under a forwarding dataplane (a bug,
+    another process): the lcores' lookups fault past the file's new end. The
+    dataplane must not die of SIGBUS: it notices, says so, and exits 1 for its
+    supervisor to restart it."""
+    table = f"podfwd-test-trunc-{os.getpid()}"
+    segments.append(f"/dev/shm/{table}")
+    start_table(table, started)
+    # Endless traffic to a pod network: every frame is looked up.
+    wrpcap(f"{tmp}/trunc_in.pcap", [Ether(dst=NODE_MAC, src=PEER_MAC) /
+                                    IP(src="10.244.2.9", dst="10.244.1.5") / UDP(sport=1, dport=2) / "x"])
+    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX + "-trunc", "-m", "256", "-l", "0",
+           "--log-level=lib.eal:warning",
+           f"--vdev=net_pcap0,rx_pcap={tmp}/trunc_in.pcap,infinite_rx=1,tx_pcap=/dev/null",
+           "--vdev=net_null0,no-rx=1"]
+    out = open(f"{tmp}/trunc.log", "w+")
+    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out,
+                            stderr=subprocess.STDOUT)
+    started.append(proc)
+    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
+    segments.append(stats_path)
+
+    def forwarding():
+        if proc.poll() is not None:
+            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
+        s = read_stats(stats_path)
+        return s if s and s["state"] == STATE_RUNNING and s["action_by_name"]["host_gw"] > 1000 else None
+
+    try:
+        wait_for(forwarding, 30, "the dataplane to forward")
+        os.truncate(f"/dev/shm/{table}", 4096)
+        rc = proc.wait(10)
+    except (TimeoutError, RuntimeError, subprocess.TimeoutExpired):
+        out.seek(0)
+        print(out.read())
+        raise
+    finally:
+        stop(proc)
+        shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}-trunc", ignore_errors=True)
+    out.seek(0)
+    log = out.read()
+    check(rc == 1, f"truncated table: exit 1, not SIGBUS (got {rc})")
+    check("truncated under the dataplane" in log and "final counters" in log,
+          "truncated table: said so, then the final counters")
+
+
 def _fresh_checksum(p):
     ip = IP(bytes(p[IP]))
     ip.chksum = None
@@ -356,6 +402,7 @@ def main():
             test_forwarding(tmp, started, segments)
             test_two_lcores(tmp, started, segments)
             test_held_after_decap(tmp, started, segments)
+            test_truncated_table(tmp, started, segments)
         except Exception as e:   # noqa: BLE001 - report and clean up
             failures.append(f"{type(e).__name__}: {e}")
             print(f"FAIL {type(e).__name__}: {e}", flush=True)
