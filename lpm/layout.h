@@ -148,43 +148,38 @@ constexpr unsigned len(std::uint64_t r) noexcept { return (r >> 32) & 0x3f; }
 constexpr NextHopId nexthop(std::uint64_t r) noexcept { return static_cast<NextHopId>(r >> 40); }
 }  // namespace route_record
 
+// The bytes a reader's loads can reach from `leaves` and `groups`
+// (TrieView), whatever the segment holds: leaf indices are 32-bit sums
+// (leaf_index wraps, never carries) and leafvec's 8-byte load at the largest
+// base reads one word past it; group entries stay below 2^31 (group_index
+// clears kGroupFlag).
+inline constexpr std::uint64_t kLeafWindowBytes = ((std::uint64_t{1} << 32) + 1) * sizeof(NextHopId);
+inline constexpr std::uint64_t kGroupWindowBytes = (std::uint64_t{1} << 31) * sizeof(NextHopId);
+
 // The read side of the trie, as pointers into one process's mapping.
 //
 // Readers trust no index they load from the segment: a stray write, a bug in
 // a writer or a hostile process sharing /dev/shm must cost wrong answers, not
-// a load outside the mapping. Each loaded index is clamped with one compare
-// (a conditional move, no branch) against a limit fixed when the view was
-// opened, so the limits themselves are never reloaded from shared memory:
-// a leaf base past its limit reads the empty array at 0, a group entry past
-// the groups reads reserved group 0 (never written: all kNoRoute), and an
-// answer above max_nexthop becomes kNoRoute. The writer's own TrieView keeps
-// the defaults (no limits): it reads only what it wrote.
+// a load outside the mapping. They pay for it with address space, not
+// instructions: a reader's `leaves` and `groups` point into guard windows
+// (guard_window.h), each the file's region followed by zero pages up to the
+// largest index the arithmetic below can form from any 64-bit directory
+// entry and any leaf (kLeafWindowBytes, kGroupWindowBytes). So every load of
+// lookup() stays in mapped memory whatever the segment holds; a zero page
+// reads as "no route". Answers are ids as stored, possibly out of range on a
+// corrupt segment: NextHopTable::get (reader.h) bounds them where they become
+// an index. The writer's TrieView points into its own mapping: it reads only
+// what it wrote.
 struct TrieView {
     const std::atomic<std::uint64_t>* dir = nullptr;
     const NextHopId* leaves = nullptr;
     const NextHopId* groups = nullptr;
-    std::uint32_t leaf_base_limit = UINT32_MAX;    // bases at or past it: the empty array
-    std::uint32_t group_entry_limit = UINT32_MAX;  // group entries (group * 256 + i) in the groups region
-    NextHopId max_nexthop = UINT32_MAX;            // largest id an answer may carry
-
-    // The limits that keep every load inside regions of these capacities.
-    static TrieView bounded(const std::atomic<std::uint64_t>* dir, const NextHopId* leaves, const NextHopId* groups,
-                            std::uint32_t leaf_capacity, std::uint32_t group_capacity,
-                            NextHopId max_nexthop) noexcept {
-        // A leaf array reads leaves[base .. base + kLeafHeader + 63].
-        const std::uint32_t span = kLeafHeader + 64;
-        return TrieView{dir,
-                        leaves,
-                        groups,
-                        leaf_capacity > span ? leaf_capacity - span + 1 : 0,
-                        static_cast<std::uint32_t>(std::uint64_t{group_capacity} * kGroupEntries),
-                        max_nexthop};
-    }
 
     // leaves[] index of the leaf of /24 position (addr >> 8) & 63 in the
     // array at `base`: runs started at or before the position, counted by
     // shifting the positions above it out of leafvec. Bit 0 is always set,
-    // so the count is at least 1; at most 64 whatever leafvec holds.
+    // so the count is at least 1; at most 64 whatever leafvec holds. The sum
+    // is 32-bit on purpose: it wraps inside the leaf window, never past it.
     static std::uint32_t leaf_index(const NextHopId* leaves, std::uint32_t base, Ipv4Addr addr) noexcept {
         std::uint64_t leafvec;
         std::memcpy(&leafvec, &leaves[base], sizeof leafvec);
@@ -194,60 +189,39 @@ struct TrieView {
     static std::uint32_t group_index(NextHopId leaf, Ipv4Addr addr) noexcept {
         return (leaf & ~kGroupFlag) | (addr & 0xff);
     }
-    std::uint32_t checked_base(std::uint64_t entry) const noexcept {
-        const std::uint32_t base = leaf_base_of(entry);
-        return base < leaf_base_limit ? base : kEmptyLeafArray;
-    }
-    std::uint32_t checked_group_index(NextHopId leaf, Ipv4Addr addr) const noexcept {
-        const std::uint32_t index = group_index(leaf, addr);
-        return index < group_entry_limit ? index : 0;
-    }
-    NextHopId checked_answer(NextHopId leaf, NextHopId fallback) const noexcept {
-        const NextHopId id = leaf != kNoRoute ? leaf : fallback;
-        return id <= max_nexthop ? id : kNoRoute;
-    }
-
     NextHopId lookup(Ipv4Addr addr) const noexcept {
         const std::uint64_t entry = dir[addr >> kDirShift].load(std::memory_order_acquire);
-        NextHopId leaf = leaves[leaf_index(leaves, checked_base(entry), addr)];
+        NextHopId leaf = leaves[leaf_index(leaves, leaf_base_of(entry), addr)];
         if (leaf & kGroupFlag)
-            leaf = groups[checked_group_index(leaf, addr)];
-        return checked_answer(leaf, fallback_of(entry));
+            leaf = groups[group_index(leaf, addr)];
+        return leaf != kNoRoute ? leaf : fallback_of(entry);
     }
 
     // Bulk lookup in two passes over the burst, so that the loads of each
     // pass are independent and in flight together: directory entries and
-    // leaves, then tbl8 groups. The table's pointers and limits are copied
-    // to locals: the acquire loads are compiler barriers, and members would
-    // be reloaded from memory at each of them.
+    // leaves, then tbl8 groups. The table's pointers are copied to locals:
+    // the acquire loads are compiler barriers, and members would be reloaded
+    // from memory at each of them.
     void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
         constexpr std::size_t kChunk = 32;
         const std::atomic<std::uint64_t>* const d = dir;
         const NextHopId* const l = leaves;
         const NextHopId* const g = groups;
-        const std::uint32_t base_limit = leaf_base_limit;
-        const std::uint32_t group_limit = group_entry_limit;
-        const NextHopId max_id = max_nexthop;
         NextHopId fallback[kChunk];
         for (std::size_t i = 0; i < n; i += kChunk) {
             const std::size_t m = n - i < kChunk ? n - i : kChunk;
             const Ipv4Addr* a = addrs + i;
             NextHopId* o = out + i;
             for (std::size_t k = 0; k < m; ++k) {
-                const Ipv4Addr addr = a[k];
-                const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
-                const std::uint32_t base = leaf_base_of(entry);
-                o[k] = l[leaf_index(l, base < base_limit ? base : kEmptyLeafArray, addr)];
+                const std::uint64_t entry = d[a[k] >> kDirShift].load(std::memory_order_acquire);
+                o[k] = l[leaf_index(l, leaf_base_of(entry), a[k])];
                 fallback[k] = fallback_of(entry);
             }
             for (std::size_t k = 0; k < m; ++k) {
                 NextHopId leaf = o[k];
-                if (leaf & kGroupFlag) {
-                    const std::uint32_t index = group_index(leaf, a[k]);
-                    leaf = g[index < group_limit ? index : 0];
-                }
-                const NextHopId id = leaf != kNoRoute ? leaf : fallback[k];
-                o[k] = id <= max_id ? id : kNoRoute;
+                if (leaf & kGroupFlag)
+                    leaf = g[group_index(leaf, a[k])];
+                o[k] = leaf != kNoRoute ? leaf : fallback[k];
             }
         }
     }

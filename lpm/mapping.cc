@@ -17,14 +17,6 @@
 namespace podfwd::lpm {
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
-// Large regions start on 2 MiB boundaries so they can be backed by huge pages.
-constexpr std::uint64_t kLargeAlign = 2u << 20;
-
-constexpr std::uint64_t align_up(std::uint64_t value, std::uint64_t align) {
-    return (value + align - 1) / align * align;
-}
-
 std::string errno_text(const char* what, const std::string& name) {
     return std::string(what) + " " + segment_path(name) + ": " + std::strerror(errno);
 }
@@ -71,7 +63,7 @@ void initialise(SegmentHeader& header, const Capacity& capacity, const Geometry&
     std::atomic_ref<std::uint64_t>(header.magic).store(kSegmentMagic, std::memory_order_release);
 }
 
-Status validate(const SegmentHeader& header, std::size_t file_size, const std::string& name) {
+Result<Geometry> validate(const SegmentHeader& header, std::size_t file_size, const std::string& name) {
     const std::uint64_t magic = std::atomic_ref<const std::uint64_t>(header.magic).load(std::memory_order_acquire);
     if (magic == 0)
         return Error{Errc::kNotReady, segment_path(name) + " is still being initialised by its writer"};
@@ -86,7 +78,7 @@ Status validate(const SegmentHeader& header, std::size_t file_size, const std::s
         return Error{Errc::kIncompatible, segment_path(name) + " has an inconsistent size or geometry (file " +
                                               std::to_string(file_size) + " bytes, header says " +
                                               std::to_string(header.segment_bytes) + ")"};
-    return ok();
+    return *geometry;
 }
 
 // Every reader trusts what the segment says, and the writer adopts an
@@ -120,6 +112,7 @@ Result<Geometry> Geometry::of(const Capacity& c) {
         return Error{Errc::kInvalidArgument,
                      "capacity out of range (routes 1..16M, next hops 1..4M, readers 1..4096, groups 1..4M)"};
     Geometry g;
+    g.capacity = c;
     // A route adds at most two runs of leaves to its slot, a slot adds a
     // two-word header; the slack absorbs copy-on-write garbage awaiting its
     // grace period. Untouched capacity is never backed by memory (the segment
@@ -204,7 +197,7 @@ Result<std::shared_ptr<Mapping>> Mapping::open_writer(const std::string& name, c
     void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
     if (base == MAP_FAILED)
         return Error{Errc::kSystem, errno_text("cannot map", name)};
-    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size));
+    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size, *geometry));
     // Huge pages where the tmpfs allows them (scripts/setup mounts /dev/shm
     // with huge=advise): the directory and leaves are read at random, and
     // 4 KiB pages would cost a TLB miss per lookup on large tables.
@@ -251,16 +244,27 @@ Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
     void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.fd, 0);
     if (base == MAP_FAILED)
         return Error{Errc::kSystem, errno_text("cannot map", name)};
-    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size));
+    std::shared_ptr<Mapping> mapping(new Mapping(fd.release(), base, size, Geometry{}));
     ::madvise(base, size, MADV_HUGEPAGE);
-    if (auto s = validate(mapping->header(), size, name); !s)
-        return std::move(s).error();
-    const SegmentHeader& h = mapping->header();
-    void* slots = ::mmap(static_cast<std::byte*>(base) + h.readers_offset, h.readers_bytes, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_FIXED, mapping->fd_, static_cast<off_t>(h.readers_offset));
+    auto geometry = validate(mapping->header(), size, name);
+    if (!geometry)
+        return std::move(geometry).error();
+    const Geometry& g = mapping->geometry_ = *geometry;
+    void* slots = ::mmap(static_cast<std::byte*>(base) + g.readers_offset, g.readers_bytes, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_FIXED, mapping->fd_, static_cast<off_t>(g.readers_offset));
     if (slots == MAP_FAILED)
         return Error{Errc::kSystem, errno_text("cannot map reader slots of", name)};
-    mapping->truncation_guard_ = truncation_guard::add(base, size, slots, h.readers_bytes);
+    auto leaves = GuardWindow::map(mapping->fd_, g.leaves_offset, g.groups_offset - g.leaves_offset,
+                                   kLeafWindowBytes, "leaves");
+    if (!leaves)
+        return std::move(leaves).error();
+    auto groups = GuardWindow::map(mapping->fd_, g.groups_offset, g.nh_map_offset - g.groups_offset,
+                                   kGroupWindowBytes, "groups");
+    if (!groups)
+        return std::move(groups).error();
+    mapping->leaf_window_ = std::move(*leaves);
+    mapping->group_window_ = std::move(*groups);
+    mapping->truncation_guard_ = truncation_guard::add(base, size, slots, g.readers_bytes);
     return mapping;
 }
 
@@ -286,7 +290,7 @@ TableStats Mapping::stats() const noexcept {
     s.dead_readers_reaped = h.dead_readers_reaped.load(std::memory_order_relaxed);
     s.writer_pid = h.writer_pid.load(std::memory_order_relaxed);
     const ReaderSlotData* slots = reader_slots();
-    for (std::uint32_t i = 0; i < h.capacity.reader_slots; ++i) {
+    for (std::uint32_t i = 0; i < geometry_.capacity.reader_slots; ++i) {
         s.readers_online += slots[i].state.load(std::memory_order_relaxed) == kReaderOnline;
         s.dead_readers_reaped += static_cast<std::uint32_t>(slots[i].dead_owners_freed.load(std::memory_order_relaxed));
     }
@@ -329,7 +333,7 @@ void Mapping::release_slot_lock(unsigned index) const noexcept {
 }
 
 bool Mapping::truncated() const noexcept {
-    if (truncation_guard::truncated(truncation_guard_))
+    if (truncation_guard::truncated(truncation_guard_) || leaf_window_.truncated() || group_window_.truncated())
         return true;
     struct stat st{};
     return ::fstat(fd_, &st) == 0 && static_cast<std::size_t>(st.st_size) < size_;

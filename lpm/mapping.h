@@ -9,13 +9,22 @@
 #include <vector>
 
 #include "common/result.h"
+#include "lpm/guard_window.h"
 #include "lpm/layout.h"
 
 namespace podfwd::lpm {
 
+inline constexpr std::uint64_t kPage = 4096;
+// Large regions start on 2 MiB boundaries so they can be backed by huge pages.
+inline constexpr std::uint64_t kLargeAlign = 2u << 20;
+constexpr std::uint64_t align_up(std::uint64_t value, std::uint64_t align) {
+    return (value + align - 1) / align * align;
+}
+
 // Region sizes and offsets, derived from the capacity alone, so a writer and
 // a reader can check a segment against what they expect.
 struct Geometry {
+    Capacity capacity{};
     std::uint32_t group_capacity = 0;
     std::uint32_t leaf_capacity = 0;
     std::uint32_t nh_record_capacity = 0;
@@ -48,7 +57,14 @@ public:
     T* region(std::uint64_t offset) const noexcept {
         return reinterpret_cast<T*>(static_cast<std::byte*>(base_) + offset);
     }
-    ReaderSlotData* reader_slots() const noexcept { return region<ReaderSlotData>(header().readers_offset); }
+    // The geometry as validated at open, copied: later writes to the header
+    // cannot move a reader's regions.
+    const Geometry& geometry() const noexcept { return geometry_; }
+    ReaderSlotData* reader_slots() const noexcept { return region<ReaderSlotData>(geometry_.readers_offset); }
+    // Readers: the trie's leaves and groups in their guard windows
+    // (guard_window.h); nullptr in a writer's mapping.
+    const NextHopId* leaf_window() const noexcept { return static_cast<const NextHopId*>(leaf_window_.data()); }
+    const NextHopId* group_window() const noexcept { return static_cast<const NextHopId*>(group_window_.data()); }
     std::size_t size() const noexcept { return size_; }
     // The header's counters and the number of online readers.
     TableStats stats() const noexcept;
@@ -68,11 +84,15 @@ public:
     bool truncated() const noexcept;
 
 private:
-    Mapping(int fd, void* base, std::size_t size) noexcept : fd_(fd), base_(base), size_(size) {}
+    Mapping(int fd, void* base, std::size_t size, const Geometry& geometry) noexcept
+        : fd_(fd), base_(base), size_(size), geometry_(geometry) {}
 
     int fd_ = -1;
     void* base_ = nullptr;
     std::size_t size_ = 0;
+    Geometry geometry_;
+    GuardWindow leaf_window_;
+    GuardWindow group_window_;
     mutable std::mutex slot_locks_mutex_;
     mutable std::vector<bool> slot_locks_held_;
     int truncation_guard_ = -1;   // truncation_guard::Handle, readers only

@@ -54,16 +54,15 @@ void ReaderSlot::online() noexcept {
 // ---- TableView ----
 
 TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapping)) {
+    // Regions and limits as validated at open (Mapping::geometry), not
+    // reread from the header: later writes to it cannot move or widen them.
+    const Geometry& g = mapping_->geometry();
+    trie_ = TrieView{mapping_->region<const std::atomic<std::uint64_t>>(g.dir_offset), mapping_->leaf_window(),
+                     mapping_->group_window()};
+    nexthops_ = NextHopTable{mapping_->region<const std::atomic<std::uint32_t>>(g.nh_map_offset),
+                             mapping_->region<const NextHop>(g.nh_records_offset), g.capacity.max_nexthops,
+                             g.nh_record_capacity};
     const SegmentHeader& h = mapping_->header();
-    // Limits from the header as validated at open (Mapping::open_reader),
-    // copied here: later writes to the header cannot widen them.
-    trie_ = TrieView::bounded(mapping_->region<const std::atomic<std::uint64_t>>(h.dir_offset),
-                              mapping_->region<const NextHopId>(h.leaves_offset),
-                              mapping_->region<const NextHopId>(h.groups_offset), h.leaf_capacity,
-                              h.group_capacity, h.capacity.max_nexthops);
-    nexthops_ = NextHopTable{mapping_->region<const std::atomic<std::uint32_t>>(h.nh_map_offset),
-                             mapping_->region<const NextHop>(h.nh_records_offset), h.capacity.max_nexthops,
-                             h.nh_record_capacity};
     generation_ = &h.generation;
     nexthop_generation_ = &h.nexthop_generation;
 }
@@ -78,7 +77,8 @@ Result<TableView> TableView::open(const std::string& name) {
 Result<ReaderSlot> TableView::register_reader() const {
     SegmentHeader& h = mapping_->header();
     ReaderSlotData* slots = mapping_->reader_slots();
-    for (unsigned i = 0; i < h.capacity.reader_slots; ++i) {
+    const std::uint32_t slot_count = mapping_->geometry().capacity.reader_slots;
+    for (unsigned i = 0; i < slot_count; ++i) {
         // The lock comes first: it makes the slot ours against every other
         // reader and against the writer's reaping, before anything in it
         // changes, and it is what tells the writer we are alive.
@@ -93,7 +93,7 @@ Result<ReaderSlot> TableView::register_reader() const {
         slot.online();
         return slot;
     }
-    return Error{Errc::kCapacity, "all " + std::to_string(h.capacity.reader_slots) +
+    return Error{Errc::kCapacity, "all " + std::to_string(slot_count) +
                                       " reader slots of the route table are in use"};
 }
 
@@ -101,7 +101,7 @@ TableStats TableView::stats() const noexcept { return mapping_->stats(); }
 
 bool TableView::truncated() const noexcept { return mapping_->truncated(); }
 
-Capacity TableView::capacity() const noexcept { return mapping_->header().capacity; }
+Capacity TableView::capacity() const noexcept { return mapping_->geometry().capacity; }
 
 const char* mode_name(ForwardMode mode) noexcept {
     switch (mode) {

@@ -23,8 +23,9 @@ class Mapping;
 // The id -> record map of next hops, as raw pointers: copied into locals by a
 // burst loop, it resolves ids without reloading the view's members after
 // each acquire load (which is a compiler barrier).
-// The record index loaded from the map is bounded like the trie's indices
-// (layout.h): one past the records region reads as "no record".
+// This is where an id read from the segment becomes an index, so where it is
+// bounded: lookups answer ids as stored (layout.h, TrieView), and an id above
+// max_id or a record index past the records region reads as "no record".
 struct NextHopTable {
     const std::atomic<std::uint32_t>* map = nullptr;
     const NextHop* records = nullptr;

@@ -49,9 +49,7 @@ public:
           nh_map_(mapping_->region<std::atomic<std::uint32_t>>(header_.nh_map_offset)),
           nh_records_(mapping_->region<NextHop>(header_.nh_records_offset)),
           route_records_(mapping_->region<std::atomic<std::uint64_t>>(header_.routes_offset)),
-          // No array starts in the last kLeafHeader + 64 words: a reader's
-          // bounds check (TrieView::bounded) takes any base for a full array.
-          leaf_pool_(kReservedLeaves, header_.leaf_capacity - (kLeafHeader + 64)), group_pool_(1, header_.group_capacity),
+          leaf_pool_(kReservedLeaves, header_.leaf_capacity), group_pool_(1, header_.group_capacity),
           record_pool_(1, header_.nh_record_capacity),
           leaf_guard_(leaf_pool_, header_.leaves_high, header_.leaf_capacity / kReserveDivisor),
           group_guard_(group_pool_, header_.groups_high, header_.group_capacity / kReserveDivisor),

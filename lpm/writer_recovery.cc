@@ -201,8 +201,8 @@ Status TableWriter::Impl::recover() {
         if (!record_live[r])
             reclaimer_.retire({PoolKind::kNextHopRecords, r, 1});
 
-    // The shared empty leaf array and the reserved group 0 (what a reader's
-    // bounds checks fall back to) answer "no route", whatever was written there.
+    // The shared empty leaf array (what a zeroed directory entry points at)
+    // and the reserved group 0 answer "no route", whatever was written there.
     const std::array<NextHopId, kReservedLeaves> empty_array{1, 0, kNoRoute};
     std::copy(empty_array.begin(), empty_array.end(), arrays_.leaves);
     std::fill_n(arrays_.groups, kGroupEntries, kNoRoute);

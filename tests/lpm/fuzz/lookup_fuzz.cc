@@ -3,8 +3,10 @@
 // Input: 8-byte records (offset u32, value u32, little endian); each stores
 // `value` at body word `offset` (modulo the words of the directory, leaves,
 // groups and next-hop map). Then a fixed set of addresses is looked up,
-// singly and in bulk, and every answer resolved with nexthop(). ASan and
-// UBSan judge the loads; the answers must stay ids the table can hold. The
+// singly and in bulk, and every answer resolved with nexthop(). A load
+// outside the mapping faults (ASan does not know mmap()ed regions: the guard
+// windows' end is the judge); any id is a valid answer, but nexthop() must
+// give nullptr or a record of the records region. The
 // overwritten words are restored afterwards, so every input starts from the
 // same table.
 #include <fcntl.h>
@@ -131,8 +133,6 @@ Fixture& fixture() {
 
 void check(const Fixture& f, NextHopId id) {
     const NextHopTable& table = f.view.nexthops();
-    if (id > table.max_id)
-        die("answer " + std::to_string(id) + " above max_nexthops " + std::to_string(table.max_id));
     // ASan does not know the regions of an mmap()ed segment: judge the
     // pointer against the records region itself, then load through it.
     if (const NextHop* nh = f.view.nexthop(id)) {
