@@ -11,6 +11,7 @@ command-line validation (exit code 2).
 Usage: test_dataplane.py PODFWD_DATAPLANE PODFWD_TEST_TABLE
 Runs with Debian's /usr/bin/python3 (it has scapy).
 """
+import contextlib
 import os
 import select
 import shutil
@@ -49,12 +50,21 @@ def check(cond, what):
 # our own keeps concurrent instances apart instead (removed at exit).
 EAL_PREFIX = f"podfwd-test-{os.getpid()}"
 
+ROUTES = [f"10.244.1.0/24=host_gw,node={GW_NODE},mac={GW_MAC}",
+          f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}",
+          "10.244.0.0/24=local"]
 
-def eal_args(tmp, uplink_rx, host_rx):
-    return ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX, "-m", "256", "-l", "0",
-            "--log-level=lib.eal:warning",
-            f"--vdev=net_pcap0,rx_pcap={uplink_rx},tx_pcap={tmp}/up_out.pcap",
-            f"--vdev=net_pcap1,rx_pcap={host_rx},tx_pcap={tmp}/host_out.pcap"]
+
+def eal_args(vdevs, file_prefix=EAL_PREFIX, lcores="0"):
+    return ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", file_prefix, "-m", "256", "-l", lcores,
+            "--log-level=lib.eal:warning", *(f"--vdev={vdev}" for vdev in vdevs)]
+
+
+def pcap_ports(tmp, uplink_rx, host_rx, tag=""):
+    """Port 0 (uplink) and port 1 (host) on pcap files, sending into
+    {tmp}/{tag}up_out.pcap and {tmp}/{tag}host_out.pcap."""
+    return [f"net_pcap0,rx_pcap={uplink_rx},tx_pcap={tmp}/{tag}up_out.pcap",
+            f"net_pcap1,rx_pcap={host_rx},tx_pcap={tmp}/{tag}host_out.pcap"]
 
 
 def app_args(table, host_port=1):
@@ -95,19 +105,65 @@ def write_inputs(tmp):
     return len(uplink), len(host)
 
 
-def start_table(table, started):
-    helper = subprocess.Popen(
-        [TABLE_HELPER, table,
-         f"10.244.1.0/24=host_gw,node={GW_NODE},mac={GW_MAC}",
-         f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}",
-         "10.244.0.0/24=local"],
-        stdout=subprocess.PIPE, text=True)
+def start_table(table, started, segments, routes=ROUTES):
+    segments.append(f"/dev/shm/{table}")
+    helper = subprocess.Popen([TABLE_HELPER, table, *routes], stdout=subprocess.PIPE, text=True)
     started.append(helper)
     ready, _, _ = select.select([helper.stdout], [], [], 10)
     line = helper.stdout.readline() if ready else ""
     if not line.startswith("ready"):
         raise RuntimeError(f"table helper did not get ready: {line!r}")
     return helper
+
+
+class Dataplane:
+    """A podfwd-dataplane started by launch()."""
+
+    def __init__(self, proc, log_path, stats_path, file_prefix):
+        self.proc, self.log_path, self.stats_path, self.file_prefix = proc, log_path, stats_path, file_prefix
+
+    def log(self):
+        # Opened anew: a file object shared with the process would share its
+        # offset, and a seek here would make it overwrite its own output.
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stats_when(self, done, what, timeout=30):
+        """The first counters done() accepts; an exit before that fails at once."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dataplane exited early ({self.proc.returncode})")
+            s = read_stats(self.stats_path)
+            return s if s and done(s) else None
+        return wait_for(ready, timeout, what)
+
+    @contextlib.contextmanager
+    def log_shown_on_failure(self):
+        """A wait that fails prints the output: it says why the dataplane exited or stalled."""
+        try:
+            yield
+        except (TimeoutError, RuntimeError, subprocess.TimeoutExpired):
+            print(self.log())
+            raise
+
+    def stop(self):
+        """stop(), then the EAL runtime directory removed: a prefix of the test's own leaves none behind."""
+        rc = stop(self.proc)
+        shutil.rmtree(f"/var/run/dpdk/{self.file_prefix}", ignore_errors=True)
+        return rc
+
+
+def launch(tmp, name, table, vdevs, started, segments, file_prefix=EAL_PREFIX, lcores="0"):
+    """podfwd-dataplane forwarding between `vdevs` with route table `table`,
+    its output in {tmp}/{name}.log."""
+    log_path = f"{tmp}/{name}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([DATAPLANE, *eal_args(vdevs, file_prefix, lcores), "--", *app_args(table)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    started.append(proc)
+    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
+    segments.append(stats_path)
+    return Dataplane(proc, log_path, stats_path, file_prefix)
 
 
 def test_validation(tmp):
@@ -135,61 +191,35 @@ def test_validation(tmp):
         f.write("node-ip = 10.0.0.1\nuplink-port = 3\nhost-port = 3\n")
     r = run([], ["--config", f"{tmp}/bad.conf"])
     check(r.returncode == 2 and "both 3" in r.stderr, f"options read from --config ({r.stderr.strip()})")
-    r = run(eal_args(tmp, empty, empty), app_args("unused", host_port=5))
+    r = run(eal_args(pcap_ports(tmp, empty, empty)), app_args("unused", host_port=5))
     check(r.returncode == 2 and "no such DPDK port" in r.stderr.splitlines()[-1],
           f"missing port: exit 2 ({r.returncode}: {r.stderr.strip().splitlines()[-1:]})")
 
 
-def test_wait_for_table(tmp, started):
+def test_wait_for_table(tmp, started, segments):
     """Without a table: one log line, then a clean exit on SIGINT."""
     empty = f"{tmp}/empty.pcap"
-    log_path = f"{tmp}/wait.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([DATAPLANE, *eal_args(tmp, empty, empty), "--",
-                                 *app_args(f"podfwd-absent-{os.getpid()}")], stdout=log, stderr=subprocess.STDOUT)
-    started.append(proc)
-
-    def logged():
-        with open(log_path) as f:
-            return "waiting for the route table" in f.read() or proc.poll() is not None
-    wait_for(logged, 20, "the waiting message")
-    check(proc.poll() is None, "keeps waiting for the table")
-    rc = stop(proc)
-    with open(log_path) as f:
-        text = f.read()
+    dp = launch(tmp, "wait", f"podfwd-absent-{os.getpid()}", pcap_ports(tmp, empty, empty), started, segments)
+    wait_for(lambda: "waiting for the route table" in dp.log() or dp.proc.poll() is not None, 20,
+             "the waiting message")
+    check(dp.proc.poll() is None, "keeps waiting for the table")
+    rc = dp.stop()
     check(rc == 0, f"SIGINT while waiting: exit 0 (got {rc})")
-    check(text.count("polling every") == 1, "the wait is logged once, not per poll")
+    check(dp.log().count("polling every") == 1, "the wait is logged once, not per poll")
 
 
 def test_forwarding(tmp, started, segments):
     table = f"podfwd-test-{os.getpid()}"
-    segments.append(f"/dev/shm/{table}")
     n_uplink, n_host = write_inputs(tmp)
-    start_table(table, started)
-
-    out = open(f"{tmp}/dataplane.log", "w+")
-    proc = subprocess.Popen([DATAPLANE, *eal_args(tmp, f"{tmp}/in.pcap", f"{tmp}/host_in.pcap"), "--",
-                             *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
-    started.append(proc)
-    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
-    segments.append(stats_path)
-
-    def consumed():
-        if proc.poll() is not None:
-            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
-        s = read_stats(stats_path)
-        # The counters are live: a burst's RX is counted before its TX, so
-        # wait for every expected frame to have left (or been dropped) too.
-        done = s and s["state"] == STATE_RUNNING and s["rx"] == [n_uplink, n_host] \
-            and sum(s["tx"]) + sum(s["tx_dropped"]) >= 7
-        return s if done else None
-
-    try:
-        stats = wait_for(consumed, 30, "the dataplane to receive and send every packet")
-    except (TimeoutError, RuntimeError) as e:
-        out.seek(0)
-        print(out.read())
-        raise
+    start_table(table, started, segments)
+    dp = launch(tmp, "dataplane", table, pcap_ports(tmp, f"{tmp}/in.pcap", f"{tmp}/host_in.pcap"), started,
+                segments)
+    # The counters are live: a burst's RX is counted before its TX, so wait
+    # for every expected frame to have left (or been dropped) too.
+    with dp.log_shown_on_failure():
+        stats = dp.stats_when(lambda s: s["state"] == STATE_RUNNING and s["rx"] == [n_uplink, n_host] and
+                              sum(s["tx"]) + sum(s["tx_dropped"]) >= 7,
+                              "the dataplane to receive and send every packet")
     check(stats["n_actions"] == len(ACTIONS) and stats["n_drops"] == len(DROPS), "counter layout as expected")
     drops = dict(zip(DROPS, stats["drops"]))
     actions = dict(zip(ACTIONS, stats["actions"]))
@@ -203,17 +233,16 @@ def test_forwarding(tmp, started, segments):
     check(stats["tx"] == [6, 1] and stats["tx_dropped"] == [0, 0], f"tx per role {stats['tx']}")
 
     # Idle: the input is consumed; the loop should be sleeping.
-    before = cpu_seconds(proc.pid)
+    before = cpu_seconds(dp.proc.pid)
     time.sleep(1.0)   # a measurement window, not a wait for an event
-    used = cpu_seconds(proc.pid) - before
+    used = cpu_seconds(dp.proc.pid) - before
     check(used < 0.3, f"idle CPU {used:.2f} s over 1 s")
 
-    rc = stop(proc)
-    out.seek(0)
-    log = out.read()
+    rc = dp.stop()
+    log = dp.log()
     check(rc == 0, f"SIGINT: exit 0 (got {rc})")
     check("drop no_route 1" in log and "action host_gw 4" in log, "final counters printed by name")
-    check(not os.path.exists(stats_path), "counters segment unlinked at exit")
+    check(not os.path.exists(dp.stats_path), "counters segment unlinked at exit")
     if failures:
         print(log)
 
@@ -247,32 +276,17 @@ def test_two_lcores(tmp, started, segments):
     the node MAC, so dropped as not_for_us), and every lcore counts in
     its own slot of the counters segment."""
     table = f"podfwd-test-2l-{os.getpid()}"
-    segments.append(f"/dev/shm/{table}")
-    start_table(table, started)
-    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX, "-m", "256", "-l", "0,1",
-           "--log-level=lib.eal:warning", "--vdev=net_null0,size=64", "--vdev=net_null1,no-rx=1"]
-    out = open(f"{tmp}/two_lcores.log", "w+")
-    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
-    started.append(proc)
-    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
-    segments.append(stats_path)
-
-    def both_busy():
-        if proc.poll() is not None:
-            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
-        s = read_stats(stats_path)
-        return s if s and s["lcores"] == 2 and all(rx > 1000 for rx in s["lcore_rx"]) else None
-    try:
-        stats = wait_for(both_busy, 30, "both lcores to receive")
-    except (TimeoutError, RuntimeError):
-        out.seek(0)
-        print(out.read())
-        raise
+    start_table(table, started, segments)
+    dp = launch(tmp, "two_lcores", table, ["net_null0,size=64", "net_null1,no-rx=1"], started, segments,
+                lcores="0,1")
+    with dp.log_shown_on_failure():
+        stats = dp.stats_when(lambda s: s["lcores"] == 2 and all(rx > 1000 for rx in s["lcore_rx"]),
+                              "both lcores to receive")
     check(stats["lcores"] == 2 and min(stats["lcore_rx"]) > 1000, f"two lcores receive: {stats['lcore_rx']}")
     # The uplink's one frame: the announcement.
     check(stats["drop_by_name"]["not_for_us"] > 0 and stats["tx"] == [1, 0],
           f"zero frames dropped as not for us (tx {stats['tx']})")
-    rc = stop(proc)
+    rc = dp.stop()
     check(rc == 0, f"two lcores: SIGINT exit 0 (got {rc})")
 
 
@@ -283,58 +297,34 @@ def test_held_after_decap(tmp, started, segments):
     was received, the packet would be looked up by its outer destination
     (the node IP: no route here)."""
     table = f"podfwd-test-held-{os.getpid()}"
-    segments.append(f"/dev/shm/{table}")
-    helper = subprocess.Popen(
-        [TABLE_HELPER, table, f"10.244.1.0/24=host_gw,node={GW_NODE}",   # no MAC: to resolve
-         f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}"],        # the IPIP sender is a known node
-        stdout=subprocess.PIPE, text=True)
-    started.append(helper)
-    if not helper.stdout.readline().startswith("ready"):
-        raise RuntimeError("table helper did not get ready")
+    start_table(table, started, segments,
+                [f"10.244.1.0/24=host_gw,node={GW_NODE}",                # no MAC: to resolve
+                 f"10.244.2.0/24=ipip,node={IPIP_NODE},mac={IPIP_MAC}"])  # the IPIP sender is a known node
     l2 = Ether(dst=NODE_MAC, src=PEER_MAC)
     inner = IP(src="10.244.2.9", dst="10.244.1.5", ttl=64) / UDP(sport=4242, dport=80) / ("held" * 5)
     uplink = [l2 / IP(src=IPIP_NODE, dst=NODE_IP) / inner,
               Ether(dst=NODE_MAC, src=GW_MAC) / ARP(op=2, hwsrc=GW_MAC, psrc=GW_NODE, hwdst=NODE_MAC, pdst=NODE_IP)]
     wrpcap(f"{tmp}/held_in.pcap", uplink)
     wrpcap(f"{tmp}/held_host.pcap", [], linktype=1)
-    out = open(f"{tmp}/held.log", "w+")
-    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX + "-held", "-m", "256", "-l", "0",
-           "--log-level=lib.eal:warning",
-           f"--vdev=net_pcap0,rx_pcap={tmp}/held_in.pcap,tx_pcap={tmp}/held_up.pcap",
-           f"--vdev=net_pcap1,rx_pcap={tmp}/held_host.pcap,tx_pcap={tmp}/held_host_out.pcap"]
-    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out, stderr=subprocess.STDOUT)
-    started.append(proc)
-    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
-    segments.append(stats_path)
-
-    def sent():
-        if proc.poll() is not None:
-            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
-        s = read_stats(stats_path)
-        return s if s and s["state"] == STATE_RUNNING and s["action_by_name"]["held_sent"] >= 1 else None
-
+    dp = launch(tmp, "held", table, pcap_ports(tmp, f"{tmp}/held_in.pcap", f"{tmp}/held_host.pcap", tag="held_"),
+                started, segments, file_prefix=EAL_PREFIX + "-held")
     try:
-        stats = wait_for(sent, 30, "the held packet to be sent")
-        # SIGHUP (a closed terminal, a supervisor) ends it as cleanly as
-        # SIGINT: ports stopped, final counters, segments removed.
-        proc.send_signal(signal.SIGHUP)
-        rc = proc.wait(10)
-        out.seek(0)
-        log = out.read()
-        check(rc == 0 and "final counters" in log, f"SIGHUP: exit 0 with the final counters (got {rc})")
-        check(not os.path.exists(stats_path) and not os.path.exists(f"/dev/shm/{table}.neigh.{proc.pid}"),
+        with dp.log_shown_on_failure():
+            stats = dp.stats_when(lambda s: s["state"] == STATE_RUNNING and s["action_by_name"]["held_sent"] >= 1,
+                                  "the held packet to be sent")
+            # SIGHUP (a closed terminal, a supervisor) ends it as cleanly as
+            # SIGINT: ports stopped, final counters, segments removed.
+            dp.proc.send_signal(signal.SIGHUP)
+            rc = dp.proc.wait(10)
+        check(rc == 0 and "final counters" in dp.log(), f"SIGHUP: exit 0 with the final counters (got {rc})")
+        check(not os.path.exists(dp.stats_path) and not os.path.exists(f"/dev/shm/{table}.neigh.{dp.proc.pid}"),
               "SIGHUP: counters and neighbour segments removed")
-    except (TimeoutError, RuntimeError):
-        out.seek(0)
-        print(out.read())
-        raise
     finally:
-        stop(proc)
-        shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}-held", ignore_errors=True)
+        dp.stop()
     drops = {k: v for k, v in stats["drop_by_name"].items() if v}
     check(not drops and stats["action_by_name"]["host_gw"] == 1,
           f"held after decapsulation, then forwarded host-gw, no drop ({drops})")
-    frames = [p for p in rdpcap(f"{tmp}/held_up.pcap") if IP in p]
+    frames = [p for p in rdpcap(f"{tmp}/held_up_out.pcap") if IP in p]
     check(len(frames) == 1 and frames[0][Ether].dst == GW_MAC and frames[0][IP].dst == "10.244.1.5" and
           frames[0][IP].src == "10.244.2.9" and frames[0][IP].ttl == 63 and frames[0][IP].proto == 17 and
           bytes(frames[0][UDP].payload) == b"held" * 5,
@@ -347,41 +337,21 @@ def test_truncated_table(tmp, started, segments):
     dataplane must not die of SIGBUS: it notices, says so, and exits 1 for its
     supervisor to restart it."""
     table = f"podfwd-test-trunc-{os.getpid()}"
-    segments.append(f"/dev/shm/{table}")
-    start_table(table, started)
+    start_table(table, started, segments)
     # Endless traffic to a pod network: every frame is looked up.
     wrpcap(f"{tmp}/trunc_in.pcap", [Ether(dst=NODE_MAC, src=PEER_MAC) /
                                     IP(src="10.244.2.9", dst="10.244.1.5") / UDP(sport=1, dport=2) / "x"])
-    eal = ["--no-pci", "--no-huge", "--no-shconf", "--file-prefix", EAL_PREFIX + "-trunc", "-m", "256", "-l", "0",
-           "--log-level=lib.eal:warning",
-           f"--vdev=net_pcap0,rx_pcap={tmp}/trunc_in.pcap,infinite_rx=1,tx_pcap=/dev/null",
-           "--vdev=net_null0,no-rx=1"]
-    out = open(f"{tmp}/trunc.log", "w+")
-    proc = subprocess.Popen([DATAPLANE, *eal, "--", *app_args(table)], stdout=out,
-                            stderr=subprocess.STDOUT)
-    started.append(proc)
-    stats_path = f"/dev/shm/{table}.stats.{proc.pid}"
-    segments.append(stats_path)
-
-    def forwarding():
-        if proc.poll() is not None:
-            raise RuntimeError(f"dataplane exited early ({proc.returncode})")
-        s = read_stats(stats_path)
-        return s if s and s["state"] == STATE_RUNNING and s["action_by_name"]["host_gw"] > 1000 else None
-
+    dp = launch(tmp, "trunc", table, [f"net_pcap0,rx_pcap={tmp}/trunc_in.pcap,infinite_rx=1,tx_pcap=/dev/null",
+                                      "net_null0,no-rx=1"], started, segments, file_prefix=EAL_PREFIX + "-trunc")
     try:
-        wait_for(forwarding, 30, "the dataplane to forward")
-        os.truncate(f"/dev/shm/{table}", 4096)
-        rc = proc.wait(10)
-    except (TimeoutError, RuntimeError, subprocess.TimeoutExpired):
-        out.seek(0)
-        print(out.read())
-        raise
+        with dp.log_shown_on_failure():
+            dp.stats_when(lambda s: s["state"] == STATE_RUNNING and s["action_by_name"]["host_gw"] > 1000,
+                          "the dataplane to forward")
+            os.truncate(f"/dev/shm/{table}", 4096)
+            rc = dp.proc.wait(10)
     finally:
-        stop(proc)
-        shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}-trunc", ignore_errors=True)
-    out.seek(0)
-    log = out.read()
+        dp.stop()
+    log = dp.log()
     check(rc == 1, f"truncated table: exit 1, not SIGBUS (got {rc})")
     check("truncated under the dataplane" in log and "final counters" in log,
           "truncated table: said so, then the final counters")
@@ -398,7 +368,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="podfwd-dp-") as tmp:
         try:
             test_validation(tmp)
-            test_wait_for_table(tmp, started)
+            test_wait_for_table(tmp, started, segments)
             test_forwarding(tmp, started, segments)
             test_two_lcores(tmp, started, segments)
             test_held_after_decap(tmp, started, segments)
