@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 #include <map>
 
 namespace podfwd::lpm::test {
@@ -328,6 +329,110 @@ std::size_t Churner::check_view(const TableView& view, WriterReport& report) con
                         std::to_string(e));
     }
     return bad;
+}
+
+// ---------------------------------------------------------------- a churn run with killed readers
+
+namespace {
+
+// Pools small enough that a writer which cannot reclaim (a dead reader it
+// does not reap) runs dry within seconds and fails with kCapacity: the writer
+// retires millions of elements per second.
+const TableWriter::Options kChurnOptions{
+    .capacity = Capacity{.max_routes = 4096, .max_nexthops = 8192, .reader_slots = 16, .max_groups = 4096},
+    .reclaim_timeout = 2000ms};
+
+int run_churn_writer(const std::string& segment, const Universe& u, WriterReport& report,
+                     const std::atomic<std::uint32_t>& stop, Clock::time_point deadline, std::uint64_t seed,
+                     std::size_t max_batch) {
+    auto w = TableWriter::open(segment, kChurnOptions);
+    if (!w) {
+        report.fail("TableWriter::open: " + describe(w.error()));
+        return kChildFailed;
+    }
+    report.opened.store(1);
+    Churner churner(*w, u, seed);
+    std::size_t ignored = 0;
+    if (auto s = churner.ensure_nexthops(ignored); !s) {
+        report.fail(describe(s.error()));
+        return kChildFailed;
+    }
+    if (auto s = churner.reconcile(random_assignment(u, seed + 1)); !s) {
+        report.fail(describe(s.error()));
+        return kChildFailed;
+    }
+    if (churner.check_writer(report) != 0)
+        return kChildFailed;
+    report.publish(w->stats());
+    report.ready.store(1);
+    Rng rng(seed + 2);
+    while (!stop.load(std::memory_order_relaxed) && Clock::now() < deadline) {
+        if (auto s = churner.churn_batch(rng.log_uniform(1, max_batch), report); !s) {
+            report.fail(describe(s.error()));
+            return kChildFailed;
+        }
+    }
+    // The writer's own view must still agree with what it did.
+    const std::size_t bad = churner.check_writer(report);
+    report.finished.store(1);
+    return bad == 0 ? kChildOk : kChildFailed;
+}
+
+}  // namespace
+
+ChildProcess spawn_churn_writer(const std::string& segment, const Universe& u, WriterReport& report,
+                                const std::atomic<std::uint32_t>& stop, Clock::time_point deadline,
+                                std::uint64_t seed, std::size_t max_batch) {
+    return ChildProcess::spawn(
+        [&] { return run_churn_writer(segment, u, report, stop, deadline, seed, max_batch); });
+}
+
+::testing::AssertionResult writer_ready(const WriterReport& writer, Clock::duration timeout) {
+    if (!poll_until([&] { return writer.ready.load() || writer.failures.load(); }, timeout))
+        return ::testing::AssertionFailure() << "writer did not get ready";
+    if (writer.failures.load() != 0)
+        return ::testing::AssertionFailure() << "writer failed:" << writer.log.joined();
+    return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult readers_registered(std::span<const ReaderReport> readers, Clock::duration timeout) {
+    const bool settled = poll_until(
+        [&] {
+            return std::all_of(readers.begin(), readers.end(),
+                               [](const ReaderReport& r) { return r.ready.load() || r.log.count.load() != 0; });
+        },
+        timeout);
+    if (!settled)
+        return ::testing::AssertionFailure() << "readers did not register";
+    for (std::size_t i = 0; i < readers.size(); ++i)
+        if (!readers[i].ready.load())
+            return ::testing::AssertionFailure() << "reader " << i << " gave up:" << readers[i].log.joined();
+    return ::testing::AssertionSuccess();
+}
+
+bool writer_healthy_until(Clock::time_point until, const WriterReport& report, ChildProcess& writer) {
+    while (Clock::now() < until) {
+        if (report.failures.load() != 0 || writer.wait_for(0s))
+            return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
+}
+
+void expect_reaped_and_reclaiming(const WriterReport& report, std::uint64_t reclaimed_at_kill,
+                                  Clock::time_point kill_time, Clock::duration reap_timeout) {
+    const bool reaped =
+        poll_until([&] { return report.dead_readers_reaped.load() >= 1 || report.failures.load(); }, reap_timeout);
+    const auto reap_time = Clock::now();
+    EXPECT_TRUE(reaped && report.failures.load() == 0)
+        << "the writer did not reap the killed reader (dead_readers_reaped " << report.dead_readers_reaped.load()
+        << ")" << report.log.joined();
+    const std::uint64_t reclaimed_at_reap = report.reclaimed_total.load();
+    EXPECT_TRUE(poll_until([&] { return report.reclaimed_total.load() > reclaimed_at_reap; }, 10s))
+        << "reclamation did not resume after the reap: reclaimed_total stuck at " << reclaimed_at_reap;
+    EXPECT_GT(report.reclaimed_total.load(), reclaimed_at_kill);
+    std::cout << "[   INFO   ] killed reader reaped " << std::chrono::duration<double>(reap_time - kill_time).count()
+              << " s after the kill" << std::endl;
 }
 
 }  // namespace podfwd::lpm::test

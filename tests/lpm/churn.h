@@ -1,4 +1,5 @@
-// The churn model of the cross-process tests (test_stress, test_restart).
+// The churn model of the cross-process tests (test_stress, test_restart,
+// test_liveness).
 //
 // A fixed universe of nested prefixes; prefix i only ever points at next hops
 // whose record encodes i (node_ip = i << 12 | slot << 8 | version, every other
@@ -9,6 +10,7 @@
 // prefix for the whole run even across writer restarts.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -142,5 +144,36 @@ private:
     std::vector<std::array<std::uint8_t, kSlots>> versions_;
     Assignment state_;   // after the staged changes
 };
+
+// ---------------------------------------------------------------- a churn run with killed readers
+
+// What the test and its writer and reader processes share; `Readers`
+// counts every reader, victims included.
+template <std::size_t Readers>
+struct ChurnShared {
+    WriterReport writer;
+    std::array<ReaderReport, Readers> readers;
+    std::atomic<std::uint32_t> stop_writer{0};
+    std::atomic<std::uint32_t> stop_readers{0};
+};
+
+// The writer process: opens `segment` with small pools, installs a random
+// assignment, checks itself and sets report.ready, then commits batches of
+// 1..max_batch changes (log-uniform) until `stop` or `deadline`, and checks
+// itself again.
+ChildProcess spawn_churn_writer(const std::string& segment, const Universe& u, WriterReport& report,
+                                const std::atomic<std::uint32_t>& stop, Clock::time_point deadline,
+                                std::uint64_t seed, std::size_t max_batch);
+
+// Waits for the writer's ready (or its first failure).
+::testing::AssertionResult writer_ready(const WriterReport& writer, Clock::duration timeout = 60s);
+// Waits until every reader registered or gave up.
+::testing::AssertionResult readers_registered(std::span<const ReaderReport> readers, Clock::duration timeout = 30s);
+// Polls until `until`; false as soon as the writer fails or exits.
+bool writer_healthy_until(Clock::time_point until, const WriterReport& report, ChildProcess& writer);
+// After a reader was SIGKILLed at `kill_time`: the writer must reap it within
+// `reap_timeout` and reclaim again; prints how long the reap took.
+void expect_reaped_and_reclaiming(const WriterReport& report, std::uint64_t reclaimed_at_kill,
+                                  Clock::time_point kill_time, Clock::duration reap_timeout);
 
 }  // namespace podfwd::lpm::test

@@ -20,54 +20,12 @@ namespace {
 constexpr std::size_t kUniverse = 1500;
 constexpr std::size_t kProbes = 4096;
 constexpr unsigned kReaders = 2;   // survivors, plus one victim
+constexpr std::size_t kMaxBatch = 300;   // changes per commit
 
-// Small pools: a writer that cannot reclaim behind a dead reader it failed to
-// reap runs dry within seconds and fails with kCapacity.
-TableWriter::Options churn_options() {
-    TableWriter::Options o;
-    o.capacity = Capacity{.max_routes = 4096, .max_nexthops = 8192, .reader_slots = 16, .max_groups = 4096};
-    o.reclaim_timeout = std::chrono::milliseconds(2000);
-    return o;
-}
-
-struct LivenessShared {
-    WriterReport writer;
-    std::array<ReaderReport, kReaders + 1> readers;   // the last one is the victim
+struct LivenessShared : ChurnShared<kReaders + 1> {   // the last reader is the victim
     std::array<std::atomic<std::int32_t>, kReaders + 1> host_pid{};   // the reader as the test sees it
     std::array<std::atomic<std::int32_t>, kReaders + 1> inner_pid{};  // the reader as it sees itself
-    std::atomic<std::uint32_t> stop_writer{0};
-    std::atomic<std::uint32_t> stop_readers{0};
 };
-
-int churn_writer(const std::string& name, const Universe& u, LivenessShared& sh, Clock::time_point deadline,
-                 std::uint64_t seed) {
-    WriterReport& rep = sh.writer;
-    auto w = TableWriter::open(name, churn_options());
-    if (!w) {
-        rep.fail("TableWriter::open: " + describe(w.error()));
-        return kChildFailed;
-    }
-    Churner churner(*w, u, seed);
-    std::size_t ignored = 0;
-    if (auto s = churner.ensure_nexthops(ignored); !s) {
-        rep.fail(describe(s.error()));
-        return kChildFailed;
-    }
-    if (auto s = churner.reconcile(random_assignment(u, seed + 1)); !s) {
-        rep.fail(describe(s.error()));
-        return kChildFailed;
-    }
-    rep.publish(w->stats());
-    rep.ready.store(1);
-    Rng rng(seed + 2);
-    while (!sh.stop_writer.load(std::memory_order_relaxed) && Clock::now() < deadline) {
-        if (auto s = churner.churn_batch(rng.log_uniform(1, 300), rep); !s) {
-            rep.fail(describe(s.error()));
-            return kChildFailed;
-        }
-    }
-    return churner.check_writer(rep) == 0 ? kChildOk : kChildFailed;
-}
 
 // Runs `body` as pid 1 of a new PID namespace with a /proc of its own, as in
 // a container of the pod: the child unshares PID and mount namespaces, forks
@@ -115,15 +73,6 @@ ChildProcess spawn_in_pid_namespace(std::atomic<std::int32_t>& host_pid, std::at
     });
 }
 
-bool writer_healthy_until(Clock::time_point until, LivenessShared& sh, ChildProcess& writer) {
-    while (Clock::now() < until) {
-        if (sh.writer.failures.load() != 0 || writer.wait_for(0s))
-            return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
-
 TEST(Liveness, ReadersInOtherPidNamespacesAreNotReapedAndADeadOneIs) {
     const std::uint64_t seed = test_seed();
     SegmentGuard guard;
@@ -133,35 +82,26 @@ TEST(Liveness, ReadersInOtherPidNamespacesAreNotReapedAndADeadOneIs) {
     const auto hard_deadline = Clock::now() + seconds_f(seconds) + 60s;
 
     ChildProcess writer =
-        ChildProcess::spawn([&] { return churn_writer(guard.name(), u, *sh, hard_deadline, seed); });
-    ASSERT_TRUE(poll_until([&] { return sh->writer.ready.load() || sh->writer.failures.load(); }, 60s))
-        << "writer did not get ready";
-    ASSERT_EQ(sh->writer.failures.load(), 0u) << sh->writer.log.joined();
+        spawn_churn_writer(guard.name(), u, sh->writer, sh->stop_writer, hard_deadline, seed, kMaxBatch);
+    ASSERT_TRUE(writer_ready(sh->writer));
 
     std::vector<ChildProcess> readers;
     for (unsigned i = 0; i <= kReaders; ++i)
         readers.push_back(spawn_in_pid_namespace(sh->host_pid[i], sh->inner_pid[i], [&, i] {
             return run_reader(guard.name(), u, sh->readers[i], sh->stop_readers, hard_deadline, seed + 100 + i);
         }));
-    ASSERT_TRUE(poll_until(
-        [&] {
-            for (unsigned i = 0; i <= kReaders; ++i)
-                if ((!sh->readers[i].ready.load() && sh->readers[i].log.count.load() == 0) || sh->host_pid[i] == 0)
-                    return false;
-            return true;
-        },
-        30s))
-        << "readers did not register";
-    for (unsigned i = 0; i <= kReaders; ++i) {
-        ASSERT_EQ(sh->readers[i].ready.load(), 1u) << sh->readers[i].log.joined();
+    ASSERT_TRUE(readers_registered(sh->readers));
+    ASSERT_TRUE(poll_until([&] { return std::ranges::none_of(sh->host_pid, [](auto& pid) { return pid == 0; }); },
+                           30s))
+        << "a reader's pid in the test's namespace was not published";
+    for (unsigned i = 0; i <= kReaders; ++i)
         ASSERT_EQ(sh->inner_pid[i].load(), 1) << "reader " << i << " is not pid 1 of a namespace of its own";
-    }
 
     // Phase 1: everyone alive. The writer lags behind these readers often
     // enough to test their liveness; none of them may be taken for dead.
     const auto start = Clock::now();
     const std::uint64_t reclaimed_at_start = sh->writer.reclaimed_total.load();
-    const bool healthy = writer_healthy_until(start + seconds_f(seconds / 2), *sh, writer);
+    const bool healthy = writer_healthy_until(start + seconds_f(seconds / 2), sh->writer, writer);
     ASSERT_TRUE(healthy) << "writer failed with all readers alive: " << sh->writer.log.joined();
     EXPECT_EQ(sh->writer.dead_readers_reaped.load(), 0u) << "a live reader in another PID namespace was reaped";
     EXPECT_EQ(sh->writer.readers_online.load(), kReaders + 1);
@@ -170,22 +110,11 @@ TEST(Liveness, ReadersInOtherPidNamespacesAreNotReapedAndADeadOneIs) {
     // Phase 2: SIGKILL the victim, pid 1 of its namespace.
     const std::uint64_t reclaimed_at_kill = sh->writer.reclaimed_total.load();
     ASSERT_EQ(::kill(sh->host_pid[kReaders].load(), SIGKILL), 0);
-    const auto kill_time = Clock::now();
-    const bool reaped = poll_until(
-        [&] { return sh->writer.dead_readers_reaped.load() >= 1 || sh->writer.failures.load(); }, 15s);
-    EXPECT_TRUE(reaped && sh->writer.failures.load() == 0)
-        << "the killed reader was not reaped (dead_readers_reaped " << sh->writer.dead_readers_reaped.load() << ")"
-        << sh->writer.log.joined();
-    const std::uint64_t reclaimed_at_reap = sh->writer.reclaimed_total.load();
-    EXPECT_TRUE(poll_until([&] { return sh->writer.reclaimed_total.load() > reclaimed_at_reap; }, 10s))
-        << "reclamation did not resume after the reap";
-    EXPECT_GT(sh->writer.reclaimed_total.load(), reclaimed_at_kill);
+    expect_reaped_and_reclaiming(sh->writer, reclaimed_at_kill, Clock::now(), 15s);
     EXPECT_TRUE(poll_until([&] { return sh->writer.readers_online.load() == kReaders; }, 10s))
         << "readers_online " << sh->writer.readers_online.load();
-    std::cout << "[   INFO   ] killed reader reaped "
-              << std::chrono::duration<double>(Clock::now() - kill_time).count() << " s after the kill" << std::endl;
-    const bool still_healthy = writer_healthy_until(std::max(start + seconds_f(seconds), Clock::now() + 1s), *sh,
-                                                    writer);
+    const bool still_healthy =
+        writer_healthy_until(std::max(start + seconds_f(seconds), Clock::now() + 1s), sh->writer, writer);
     EXPECT_TRUE(still_healthy) << "writer failed after the kill: " << sh->writer.log.joined();
     EXPECT_EQ(sh->writer.dead_readers_reaped.load(), 1u) << "a surviving reader was reaped too";
 
@@ -212,8 +141,8 @@ TEST(Liveness, ReadersInOtherPidNamespacesAreNotReapedAndADeadOneIs) {
 // themselves (the writer is idle) and count the reaps.
 TEST(Liveness, RegisteringReaderFreesTheSlotOfADeadReader) {
     SegmentGuard guard;
-    TableWriter::Options o;
-    o.capacity = Capacity{.max_routes = 64, .max_nexthops = 16, .reader_slots = 4, .max_groups = 16};
+    const TableWriter::Options o{
+        .capacity = Capacity{.max_routes = 64, .max_nexthops = 16, .reader_slots = 4, .max_groups = 16}};
     auto w = TableWriter::open(guard.name(), o);
     ASSERT_TRUE(IsOk(w));
     struct Flags {

@@ -18,21 +18,11 @@ namespace {
 
 constexpr unsigned kHeldRoutes = 8;   // 10.1.k.1/32, k < kHeldRoutes; the last one is deleted
 
-TableWriter::Options grace_options() {
-    TableWriter::Options o;
-    o.capacity = Capacity{.max_routes = 256, .max_nexthops = 64, .reader_slots = 4, .max_groups = 64};
-    o.reclaim_timeout = std::chrono::milliseconds(100);
-    return o;
-}
+const TableWriter::Options kGraceOptions{
+    .capacity = Capacity{.max_routes = 256, .max_nexthops = 64, .reader_slots = 4, .max_groups = 64},
+    .reclaim_timeout = 100ms};
 
-NextHop record_of(unsigned k) {
-    NextHop nh;
-    nh.node_ip = 0x0aa80000u + k;
-    nh.mode = ForwardMode::kHostGw;
-    nh.flags = NextHop::kMacResolved;
-    nh.mac = {0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(k)};
-    return nh;
-}
+NextHop record_of(unsigned k) { return numbered_nexthop(k, ForwardMode::kHostGw, /*mac_resolved=*/true); }
 
 Ipv4Addr held_addr(unsigned k) { return 0x0a010001u | k << 8; }
 
@@ -54,7 +44,7 @@ std::uint64_t checksum(std::span<const std::uint32_t> words) {
 // the last route and its next hop (retired: the reader is not quiescent),
 // churns a little in another /18, then waits to be killed.
 int first_writer(const std::string& name, Handshake& hs) {
-    auto w = TableWriter::open(name, grace_options());
+    auto w = TableWriter::open(name, kGraceOptions);
     if (!w) {
         hs.log.add("open: " + describe(w.error()));
         return kChildFailed;
@@ -122,7 +112,7 @@ TEST(RecoveryGrace, MemoryADeadWriterRetiredWaitsForTheReaderThatHoldsIt) {
     ASSERT_TRUE(poll_until([&] { return hs->churned.load() != 0; }, 20s)) << hs->log.joined();
     writer.kill_and_reap();
 
-    auto w = TableWriter::open(guard.name(), grace_options());
+    auto w = TableWriter::open(guard.name(), kGraceOptions);
     ASSERT_TRUE(IsOk(w));
     ASSERT_TRUE(w->recovered());
     for (unsigned i = 0; i < 40; ++i) {   // new next hops and groups, commit after commit

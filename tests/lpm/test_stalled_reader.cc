@@ -12,28 +12,18 @@
 namespace podfwd::lpm::test {
 namespace {
 
-TableWriter::Options stall_options() {
-    TableWriter::Options o;
-    // 2 * 32 + 1 groups: a tenth of them is the reserve. Each commit of a
-    // changed /32 copies its group, retiring the old one.
-    o.capacity = Capacity{.max_routes = 256, .max_nexthops = 16, .reader_slots = 4, .max_groups = 32};
-    o.reclaim_timeout = std::chrono::milliseconds(200);
-    return o;
-}
-
-NextHop record_of(unsigned k) {
-    NextHop nh;
-    nh.node_ip = 0x0aa80000u + k;
-    nh.mode = ForwardMode::kIpip;
-    return nh;
-}
+// 2 * 32 + 1 groups: a tenth of them is the reserve. Each commit of a
+// changed /32 copies its group, retiring the old one.
+const TableWriter::Options kStallOptions{
+    .capacity = Capacity{.max_routes = 256, .max_nexthops = 16, .reader_slots = 4, .max_groups = 32},
+    .reclaim_timeout = 200ms};
 
 TEST(StalledReader, WaitsOnceThenUsesTheReserveThenFailsNamingTheReaderAndKeepsTheRoute) {
     SegmentGuard guard;
-    auto w = TableWriter::open(guard.name(), stall_options());
+    auto w = TableWriter::open(guard.name(), kStallOptions);
     ASSERT_TRUE(IsOk(w));
-    auto a = w->nexthop_add(record_of(1));
-    auto b = w->nexthop_add(record_of(2));
+    auto a = w->nexthop_add(numbered_nexthop(1, ForwardMode::kIpip));
+    auto b = w->nexthop_add(numbered_nexthop(2, ForwardMode::kIpip));
     ASSERT_TRUE(IsOk(a));
     ASSERT_TRUE(IsOk(b));
     const Prefix4 flapping{0x0a010001u, 32};

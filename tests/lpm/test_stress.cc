@@ -6,7 +6,6 @@
 // PODFWD_STRESS_SECONDS sets the run length (default 10).
 #include <gtest/gtest.h>
 
-#include <array>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,69 +19,9 @@ namespace {
 constexpr std::size_t kUniverse = 2000;
 constexpr std::size_t kProbes = 8192;
 constexpr unsigned kReaders = 3;   // plus one victim
+constexpr std::size_t kMaxBatch = 500;   // changes per commit
 
-// Pools small enough that a writer which cannot reclaim (a dead reader it
-// does not reap) runs dry within the run and fails with kCapacity: the writer
-// retires millions of elements per second.
-TableWriter::Options stress_options() {
-    TableWriter::Options o;
-    o.capacity = Capacity{.max_routes = 4096, .max_nexthops = 8192, .reader_slots = 16, .max_groups = 4096};
-    o.reclaim_timeout = std::chrono::milliseconds(2000);
-    return o;
-}
-
-struct StressShared {
-    WriterReport writer;
-    std::array<ReaderReport, kReaders + 1> readers;   // the last one is the victim
-    std::atomic<std::uint32_t> stop_writer{0};
-    std::atomic<std::uint32_t> stop_readers{0};
-};
-
-int stress_writer(const std::string& name, const Universe& u, StressShared& sh, Clock::time_point deadline,
-                  std::uint64_t seed) {
-    WriterReport& rep = sh.writer;
-    auto w = TableWriter::open(name, stress_options());
-    if (!w) {
-        rep.fail("TableWriter::open: " + describe(w.error()));
-        return kChildFailed;
-    }
-    rep.opened.store(1);
-    Churner churner(*w, u, seed);
-    std::size_t ignored = 0;
-    if (auto s = churner.ensure_nexthops(ignored); !s) {
-        rep.fail(describe(s.error()));
-        return kChildFailed;
-    }
-    if (auto s = churner.reconcile(random_assignment(u, seed + 1)); !s) {
-        rep.fail(describe(s.error()));
-        return kChildFailed;
-    }
-    if (churner.check_writer(rep) != 0)
-        return kChildFailed;
-    rep.publish(w->stats());
-    rep.ready.store(1);
-    Rng rng(seed + 2);
-    while (!sh.stop_writer.load(std::memory_order_relaxed) && Clock::now() < deadline) {
-        if (auto s = churner.churn_batch(rng.log_uniform(1, 500), rep); !s) {
-            rep.fail(describe(s.error()));
-            return kChildFailed;
-        }
-    }
-    // The writer's own view must still agree with what it did.
-    const std::size_t bad = churner.check_writer(rep);
-    rep.finished.store(1);
-    return bad == 0 ? kChildOk : kChildFailed;
-}
-
-// Polls until `until`, returning early (false) if the writer fails or exits.
-bool run_until(Clock::time_point until, StressShared& sh, ChildProcess& writer) {
-    while (Clock::now() < until) {
-        if (sh.writer.failures.load() != 0 || writer.wait_for(0s))
-            return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
+using StressShared = ChurnShared<kReaders + 1>;   // the last reader is the victim
 
 void run_stress(double seconds, bool reap_victim) {
     const std::uint64_t seed = test_seed();
@@ -93,10 +32,8 @@ void run_stress(double seconds, bool reap_victim) {
     const auto hard_deadline = Clock::now() + seconds_f(seconds) + 60s;
 
     ChildProcess writer =
-        ChildProcess::spawn([&] { return stress_writer(guard.name(), u, *sh, hard_deadline, seed); });
-    ASSERT_TRUE(poll_until([&] { return sh->writer.ready.load() || sh->writer.failures.load(); }, 60s))
-        << "writer did not get ready";
-    ASSERT_EQ(sh->writer.failures.load(), 0u) << sh->writer.log.joined();
+        spawn_churn_writer(guard.name(), u, sh->writer, sh->stop_writer, hard_deadline, seed, kMaxBatch);
+    ASSERT_TRUE(writer_ready(sh->writer));
 
     std::vector<ChildProcess> readers;
     for (unsigned i = 0; i <= kReaders; ++i)
@@ -104,21 +41,11 @@ void run_stress(double seconds, bool reap_victim) {
             return run_reader(guard.name(), u, sh->readers[i], sh->stop_readers, hard_deadline, seed + 100 + i);
         }));
     ChildProcess& victim = readers.back();
-    ASSERT_TRUE(poll_until(
-        [&] {
-            for (auto& r : sh->readers)
-                if (!r.ready.load() && r.log.count.load() == 0)
-                    return false;
-            return true;
-        },
-        30s))
-        << "readers did not register";
-    for (auto& r : sh->readers)
-        ASSERT_EQ(r.ready.load(), 1u) << r.log.joined();
+    ASSERT_TRUE(readers_registered(sh->readers));
 
     const auto start = Clock::now();
     const auto end = start + seconds_f(seconds);
-    const bool healthy = run_until(start + seconds_f(seconds / 2), *sh, writer);
+    const bool healthy = writer_healthy_until(start + seconds_f(seconds / 2), sh->writer, writer);
     EXPECT_TRUE(healthy) << "writer failed before the kill: " << sh->writer.log.joined();
 
     // Kill a registered, online reader; it never goes offline again.
@@ -131,24 +58,13 @@ void run_stress(double seconds, bool reap_victim) {
     const auto kill_time = Clock::now();
 
     if (healthy) {
-        const bool reaped = poll_until(
-            [&] { return sh->writer.dead_readers_reaped.load() >= 1 || sh->writer.failures.load(); },
-            std::max<Clock::duration>(10s, end - Clock::now()));
-        EXPECT_TRUE(reaped && sh->writer.failures.load() == 0)
-            << "the writer did not reap the killed reader (dead_readers_reaped "
-            << sh->writer.dead_readers_reaped.load() << ")" << sh->writer.log.joined();
-        const std::uint64_t reclaimed_at_reap = sh->writer.reclaimed_total.load();
-        EXPECT_TRUE(poll_until([&] { return sh->writer.reclaimed_total.load() > reclaimed_at_reap; }, 10s))
-            << "reclamation did not resume after the reap: reclaimed_total stuck at " << reclaimed_at_reap;
-        EXPECT_GT(sh->writer.reclaimed_total.load(), reclaimed_at_kill);
+        expect_reaped_and_reclaiming(sh->writer, reclaimed_at_kill, kill_time,
+                                     std::max<Clock::duration>(10s, end - Clock::now()));
         EXPECT_TRUE(poll_until([&] { return sh->writer.readers_online.load() <= kReaders; }, 10s))
             << "readers_online " << sh->writer.readers_online.load() << " with " << kReaders << " live readers";
-        std::cout << "[   INFO   ] dead reader reaped "
-                  << std::chrono::duration<double>(Clock::now() - kill_time).count() << " s after the kill"
-                  << std::endl;
     }
     sh->writer.pending_max.store(0);   // from here: steady state with the survivors
-    const bool still_healthy = run_until(std::max(end, Clock::now() + 1s), *sh, writer);
+    const bool still_healthy = writer_healthy_until(std::max(end, Clock::now() + 1s), sh->writer, writer);
     EXPECT_TRUE(still_healthy) << "writer failed after the kill: " << sh->writer.log.joined();
     const std::uint64_t pending_after = sh->writer.pending_max.load();
 

@@ -182,6 +182,21 @@ inline Ipv4Addr random_inside(Rng& rng, const Prefix4& p) {
     return p.addr | (rng.u32() & ~prefix_mask(p.len));
 }
 
+// ---------------------------------------------------------------- records
+
+// Next hop k of a small test table: node 10.168.0.0 + k, and with
+// `mac_resolved` the MAC 02:00:00:00:00:k.
+inline NextHop numbered_nexthop(unsigned k, ForwardMode mode, bool mac_resolved = false) {
+    NextHop nh;
+    nh.node_ip = 0x0aa80000u + k;
+    nh.mode = mode;
+    if (mac_resolved) {
+        nh.flags = NextHop::kMacResolved;
+        nh.mac = {0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(k)};
+    }
+    return nh;
+}
+
 // ---------------------------------------------------------------- oracle
 
 // Longest-prefix match the obvious way: one hash map per prefix length, a
