@@ -64,8 +64,8 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
         known_nodes_.rebuild(table_);
 
     // A NIC writes frames to memory (or the LLC), not to L1: ask for every
-    // header of the burst before the first is read (l3fwd prefetches a few
-    // packets ahead; a whole burst is cheaper to issue and as early).
+    // header of the burst before the first is read (a whole burst is
+    // cheaper to issue than a prefetch a few packets ahead, and as early).
     for (unsigned i = 0; i < n; ++i)
         __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
 

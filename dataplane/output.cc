@@ -59,9 +59,10 @@ static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
 static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 
 // host-gw, the common case. Its check and rewrite take the MTU and the
-// uplink's source MAC as arguments: the burst loop keeps them in registers
+// uplink's source MAC as arguments, copied into locals by the burst loop
 // (stores into packet bytes could alias any member, so the compiler would
-// reload a member after each one).
+// reload a member after each one). GCC 12 still keeps those locals on the
+// stack, not in registers: issue 18's per-mode loop is to fix that.
 // The MAC last: a packet punted for its MAC has passed every other check,
 // so the resolver never owes it an ICMP error (Linux too checks the TTL
 // before the neighbour).
