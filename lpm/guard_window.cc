@@ -15,14 +15,18 @@ Result<GuardWindow> GuardWindow::map(int fd, std::uint64_t offset, std::uint64_t
     const auto failure = [&what](const char* step) {
         return Error{Errc::kSystem, std::string("cannot ") + step + " the " + what + " window: " + std::strerror(errno)};
     };
-    if (offset % kPage != 0 || bytes == 0)
-        return Error{Errc::kIncompatible, "the " + what + " region is not page-aligned"};
+    if (offset % kPage != 0 || bytes % kPage != 0 || bytes == 0)
+        return Error{Errc::kIncompatible, "the " + what + " region is empty or not page-aligned"};
     // MAP_NORESERVE and read-only: address space, never commit charge.
     const std::uint64_t span = align_up(std::max(bytes, reach), kPage);
     const std::uint64_t reserved = span + kLargeAlign;
     void* reservation = ::mmap(nullptr, reserved, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (reservation == MAP_FAILED)
-        return failure("reserve");
+    if (reservation == MAP_FAILED) {
+        auto error = failure("reserve");
+        if (errno == ENOMEM)
+            error.message += " (a table view needs 24 GiB of address space: is `ulimit -v` set?)";
+        return error;
+    }
     GuardWindow window;
     window.reservation_ = reservation;
     window.reservation_bytes_ = reserved;

@@ -155,6 +155,7 @@ constexpr NextHopId nexthop(std::uint64_t r) noexcept { return static_cast<NextH
 // clears kGroupFlag).
 inline constexpr std::uint64_t kLeafWindowBytes = ((std::uint64_t{1} << 32) + 1) * sizeof(NextHopId);
 inline constexpr std::uint64_t kGroupWindowBytes = (std::uint64_t{1} << 31) * sizeof(NextHopId);
+static_assert(sizeof(void*) == 8, "the guard windows need a 64-bit address space");
 
 // The read side of the trie, as pointers into one process's mapping.
 //
@@ -213,8 +214,11 @@ struct TrieView {
             const Ipv4Addr* a = addrs + i;
             NextHopId* o = out + i;
             for (std::size_t k = 0; k < m; ++k) {
-                const std::uint64_t entry = d[a[k] >> kDirShift].load(std::memory_order_acquire);
-                o[k] = l[leaf_index(l, leaf_base_of(entry), a[k])];
+                // In a local: the acquire load is a compiler barrier, a[k]
+                // would be loaded again after it.
+                const Ipv4Addr addr = a[k];
+                const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
+                o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
                 fallback[k] = fallback_of(entry);
             }
             for (std::size_t k = 0; k < m; ++k) {

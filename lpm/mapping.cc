@@ -73,8 +73,11 @@ Result<Geometry> validate(const SegmentHeader& header, std::size_t file_size, co
         return Error{Errc::kIncompatible, segment_path(name) + " has layout version " +
                                               std::to_string(header.layout_version) + ", this build understands " +
                                               std::to_string(kLayoutVersion)};
-    auto geometry = Geometry::of(header.capacity);
-    if (!geometry || !geometry->matches(header) || header.segment_bytes != file_size)
+    // One copy of the capacity, so every field the geometry derives from was
+    // range-checked: a writer racing this open cannot slip in another.
+    const Capacity capacity = header.capacity;
+    auto geometry = Geometry::of(capacity);
+    if (!geometry || !geometry->matches(header) || geometry->segment_bytes != file_size)
         return Error{Errc::kIncompatible, segment_path(name) + " has an inconsistent size or geometry (file " +
                                               std::to_string(file_size) + " bytes, header says " +
                                               std::to_string(header.segment_bytes) + ")"};
@@ -107,10 +110,12 @@ Status check_access(int fd, const std::string& name) {
 std::string segment_path(const std::string& name) { return "/dev/shm/" + name; }
 
 Result<Geometry> Geometry::of(const Capacity& c) {
+    // Groups below kMaxGroups: 2 * max_groups + 1 group ids must stay below
+    // 2^23, or group_leaf(2^23) would be kGroupFlag, group 0's leaf.
     if (c.max_routes == 0 || c.max_routes > (1u << 24) || c.max_nexthops == 0 || c.max_nexthops > (1u << 22) ||
-        c.reader_slots == 0 || c.reader_slots > 4096 || c.max_groups == 0 || c.max_groups > (1u << 22))
+        c.reader_slots == 0 || c.reader_slots > 4096 || c.max_groups == 0 || c.max_groups > kMaxGroups)
         return Error{Errc::kInvalidArgument,
-                     "capacity out of range (routes 1..16M, next hops 1..4M, readers 1..4096, groups 1..4M)"};
+                     "capacity out of range (routes 1..16M, next hops 1..4M, readers 1..4096, groups 1..4M-1)"};
     Geometry g;
     g.capacity = c;
     // A route adds at most two runs of leaves to its slot, a slot adds a
@@ -254,6 +259,9 @@ Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
                          MAP_SHARED | MAP_FIXED, mapping->fd_, static_cast<off_t>(g.readers_offset));
     if (slots == MAP_FAILED)
         return Error{Errc::kSystem, errno_text("cannot map reader slots of", name)};
+    // The base first: it holds the directory every lookup reads, so if the
+    // guard's table is full, a window is what goes unguarded.
+    mapping->truncation_guard_ = truncation_guard::add(base, size, slots, g.readers_bytes);
     auto leaves = GuardWindow::map(mapping->fd_, g.leaves_offset, g.groups_offset - g.leaves_offset,
                                    kLeafWindowBytes, "leaves");
     if (!leaves)
@@ -264,7 +272,6 @@ Result<std::shared_ptr<Mapping>> Mapping::open_reader(const std::string& name) {
         return std::move(groups).error();
     mapping->leaf_window_ = std::move(*leaves);
     mapping->group_window_ = std::move(*groups);
-    mapping->truncation_guard_ = truncation_guard::add(base, size, slots, g.readers_bytes);
     return mapping;
 }
 

@@ -68,7 +68,7 @@ std::uint64_t Reclaimer::oldest_seen_epoch() {
     const bool check_liveness = now - last_liveness_check_ > std::chrono::milliseconds(5);
     bool checked = false;
     std::uint64_t oldest = std::numeric_limits<std::uint64_t>::max();
-    const std::uint32_t n = header_.capacity.reader_slots;
+    const std::uint32_t n = mapping_.geometry().capacity.reader_slots;
     for (std::uint32_t i = 0; i < n; ++i) {
         ReaderSlotData& slot = slots_[i];
         // Registering: its online() runs after this scan's epoch bump and
@@ -112,7 +112,7 @@ bool free_dead_slot(ReaderSlotData& slot) noexcept {
 
 std::uint32_t Reclaimer::laggard() const noexcept {
     const std::uint64_t needed = queue_.empty() ? 0 : queue_.front().epoch;
-    for (std::uint32_t i = 0; i < header_.capacity.reader_slots; ++i) {
+    for (std::uint32_t i = 0; i < mapping_.geometry().capacity.reader_slots; ++i) {
         const ReaderSlotData& slot = slots_[i];
         if (slot.state.load(std::memory_order_acquire) == kReaderOnline &&
             slot.seen_epoch.load(std::memory_order_acquire) < needed)

@@ -92,9 +92,9 @@ public:
 
     Result<ReaderSlot> register_reader() const;
     // The segment file was truncated under this view (a bug or a hostile
-    // process): lookups are safe but answer kNoRoute from then on (the
-    // mapping reads zeros); reopen the table. One fstat(): poll it from a
-    // timer, not per packet.
+    // process): lookups are safe but may be wrong from then on (the part of
+    // the mapping that faulted reads zeros, the rest the shortened file);
+    // reopen the table. One fstat(): poll it from a timer, not per packet.
     bool truncated() const noexcept;
     TableStats stats() const noexcept;
     Capacity capacity() const noexcept;

@@ -21,7 +21,7 @@ struct Entry {
     std::atomic<std::size_t> writable_size{0};
     std::atomic<bool> truncated{false};
 };
-constexpr std::size_t kMaxEntries = 256;   // mappings per process: views, not lcores
+constexpr std::size_t kMaxEntries = 256;   // mappings per process, three per view (lpm/mapping.cc): not lcores
 std::array<Entry, kMaxEntries> g_entries;
 std::atomic<bool> g_claimed[kMaxEntries];
 
@@ -53,17 +53,18 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
         const std::size_t size = e.size.load(std::memory_order_relaxed);
         if (base == 0 || addr < base || addr - base >= size)
             continue;
-        // Writable first, then the table read-only again: another thread
-        // storing to its reader slot meanwhile must never find it read-only.
-        void* p = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
-                         MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            break;   // cannot recover: let the fault take its course
+        // With a writable part: writable first, then the table read-only
+        // again, since another thread storing to its reader slot meanwhile
+        // must never find it read-only. Without (a guard window): read-only
+        // from the start, never charged as writable memory.
         const std::uintptr_t w = e.writable.load(std::memory_order_relaxed);
         const std::size_t w_size = e.writable_size.load(std::memory_order_relaxed);
-        if (w_size == 0) {
-            ::mprotect(p, size, PROT_READ);
-        } else {
+        const int prot = w_size == 0 ? PROT_READ : PROT_READ | PROT_WRITE;
+        void* p = ::mmap(reinterpret_cast<void*>(base), size, prot,
+                         MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            break;   // cannot recover: let the fault take its course
+        if (w_size != 0) {
             ::mprotect(p, w - base, PROT_READ);
             ::mprotect(reinterpret_cast<void*>(w + w_size), base + size - (w + w_size), PROT_READ);
         }

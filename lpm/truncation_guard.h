@@ -1,7 +1,8 @@
 // A reader's segment mapping outlives a file truncated under it: the pages
 // past the new end fault with SIGBUS. The guard turns that into a condition
 // the reader can poll: a process-wide SIGBUS handler that, for a fault inside
-// a registered mapping, replaces the whole mapping in place with anonymous
+// a registered mapping (a view registers three: the segment and its two guard
+// windows, guard_window.h), replaces that mapping in place with anonymous
 // zero pages (the reader-slot part writable again) and marks it truncated;
 // the faulting load then re-executes and reads zeros, which every structure
 // of the segment reads as "no route" / "no record" (layout.h). Faults

@@ -61,6 +61,10 @@ struct Route {
     friend bool operator==(const Route&, const Route&) = default;
 };
 
+// The largest Capacity::max_groups: the 2 * max_groups + 1 group ids must stay
+// below 2^23, where a group's leaf would collide with group 0's (layout.h).
+inline constexpr std::uint32_t kMaxGroups = (1u << 22) - 1;
+
 // Fixed at segment creation. Pools are sized from these; the segment is sparse,
 // so capacity costs address space, and memory only as it is used.
 struct Capacity {

@@ -49,7 +49,9 @@ public:
           nh_map_(mapping_->region<std::atomic<std::uint32_t>>(header_.nh_map_offset)),
           nh_records_(mapping_->region<NextHop>(header_.nh_records_offset)),
           route_records_(mapping_->region<std::atomic<std::uint64_t>>(header_.routes_offset)),
-          leaf_pool_(kReservedLeaves, header_.leaf_capacity), group_pool_(1, header_.group_capacity),
+          // No array starts in the last kLeafHeader + 64 words: readers
+          // built before the guard windows clamp such bases (layout 2).
+          leaf_pool_(kReservedLeaves, header_.leaf_capacity - (kLeafHeader + 64)), group_pool_(1, header_.group_capacity),
           record_pool_(1, header_.nh_record_capacity),
           leaf_guard_(leaf_pool_, header_.leaves_high, header_.leaf_capacity / kReserveDivisor),
           group_guard_(group_pool_, header_.groups_high, header_.group_capacity / kReserveDivisor),

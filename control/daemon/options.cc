@@ -349,7 +349,7 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
         return s.error();
     for (auto [name, field, max] : {std::tuple{"max-routes", &o.capacity.max_routes, std::int64_t{1} << 24},
                                     {"max-nexthops", &o.capacity.max_nexthops, std::int64_t{1} << 20},
-                                    {"max-groups", &o.capacity.max_groups, std::int64_t{1} << 22}}) {
+                                    {"max-groups", &o.capacity.max_groups, std::int64_t{lpm::kMaxGroups}}}) {
         const auto v = vm[name].as<std::int64_t>();
         if (v < 1 || v > max)
             return invalid("--" + std::string(name) + " " + std::to_string(v) + " is out of range 1.." +

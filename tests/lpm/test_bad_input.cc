@@ -351,6 +351,17 @@ TEST_F(BadInput, ReopenWithDifferentCapacityIsIncompatible) {
     expect_intact("reopen with the original capacity");
 }
 
+// Group ids must stay below 2^23 (a group's leaf would otherwise read as
+// group 0's): the largest capacity is refused one past kMaxGroups.
+TEST(BadCapacity, GroupsPastTheLeafEncodingAreRefused) {
+    SegmentGuard guard;
+    TableWriter::Options o;
+    o.capacity = Capacity{.max_routes = 64, .max_nexthops = 4, .reader_slots = 4, .max_groups = kMaxGroups + 1};
+    EXPECT_TRUE(HasErrc(TableWriter::open(guard.name(), o), Errc::kInvalidArgument));
+    EXPECT_EQ(group_of_leaf(group_leaf(2 * kMaxGroups)), 2 * kMaxGroups) << "the largest group id round-trips";
+    EXPECT_NE(group_leaf(2 * kMaxGroups), group_leaf(0));
+}
+
 TEST_F(BadInput, UnlinkRemovesTheNameNotTheMappings) {
     ASSERT_TRUE(IsOk(TableWriter::unlink(guard_.name())));
     EXPECT_FALSE(std::filesystem::exists(guard_.path()));
