@@ -54,6 +54,13 @@ Forwarder::Forwarder(const NodeConfig& config, const lpm::TableView& table)
       table_(table), next_ip_id_(config.outer_ip_id_start) {
     std::memcpy(host_dst_.data(), config.host_mac.data(), 6);
     known_nodes_.reserve(table.capacity().max_nexthops);
+    cache_.reserve(table.capacity().max_nexthops);
+}
+
+// Next hops changed (rarely): the tunnel peers and the templates follow.
+void Forwarder::refresh_nexthops() noexcept {
+    known_nodes_.rebuild(table_);
+    cache_.refresh(table_, config_);
 }
 
 // One call per pass, not per packet: each pass's per-packet work is inline
@@ -61,7 +68,7 @@ Forwarder::Forwarder(const NodeConfig& config, const lpm::TableView& table)
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
                         std::uint64_t checksum_verified) noexcept {
     if (known_nodes_.generation() != table_.nexthop_generation()) [[unlikely]]
-        known_nodes_.rebuild(table_);
+        refresh_nexthops();
 
     // A NIC writes frames to memory (or the LLC), not to L1: ask for every
     // header of the burst before the first is read (a whole burst is

@@ -5,8 +5,9 @@
 // A burst goes through three passes, as in DPDK's l3fwd: parse and validate
 // each packet (decapsulating what is addressed to the node; input.cc), one
 // bulk lookup of all destinations, then rewrite or encapsulate each packet
-// by its next hop's mode (output.cc); fastpath.cc runs them in order. The
-// common case (a plain IPv4 packet to a host-gw next hop) is inline in the
+// by its next hop's mode from its ready-made headers (output.cc,
+// nexthop_cache.h); fastpath.cc runs them in order. The common cases (plain
+// IPv4 to a host-gw, IPIP, VXLAN or local next hop) are inline in the
 // passes; every other case and every drop takes a call. What the fast path
 // does not handle itself (ARP, TTL expiry, fragmentation needed) leaves it
 // as a punt verdict, the packet untouched. Nothing allocates, locks, throws
@@ -19,6 +20,7 @@
 
 #include "common/ipv4.h"
 #include "dataplane/counters.h"
+#include "dataplane/nexthop_cache.h"
 #include "dataplane/proto/ether.h"
 #include "lpm/reader.h"
 
@@ -74,13 +76,19 @@ public:
     void reserve(std::uint32_t max_nodes);
     void rebuild(const lpm::TableView& table);
     // Inline: per decapsulated packet (the library is position-independent,
-    // where an out-of-line member is not inlined).
-    bool contains(Ipv4Addr ip) const noexcept {
+    // where an out-of-line member is not inlined). A tunnel's packets come
+    // in runs from one peer: the last sender found is remembered, so a run
+    // costs one compare a packet, not a hash probe.
+    bool contains(Ipv4Addr ip) noexcept {
+        if (ip == last_found_)
+            return ip != 0;   // 0 is never a node: the empty value
         if (ip == 0)
             return false;
         for (std::uint32_t i = mix(ip) & mask_;; i = (i + 1) & mask_) {
-            if (slots_[i] == ip)
+            if (slots_[i] == ip) {
+                last_found_ = ip;
                 return true;
+            }
             if (slots_[i] == 0)
                 return false;
         }
@@ -91,6 +99,7 @@ public:
 private:
     std::vector<Ipv4Addr> slots_;   // open addressing, 0: empty
     std::uint32_t mask_ = 0;
+    Ipv4Addr last_found_ = 0;       // a member of slots_, or 0
     std::uint64_t generation_ = ~std::uint64_t{0};
 };
 
@@ -121,7 +130,12 @@ public:
     const NodeConfig& config() const noexcept { return config_; }
 
 private:
-    enum class Step : std::uint8_t { kLookup, kToHost, kDropped };
+    // What to_node() did with a packet for the node: decapsulated (then
+    // looked up by its inner destination; the pass counts the action per
+    // burst), the kernel's, or dropped (counted).
+    enum class Step : std::uint8_t { kIpipDecapped, kVxlanDecapped, kToHost, kDropped };
+
+    [[gnu::noinline]] void refresh_nexthops() noexcept;
 
     // Pass 1 (input.cc): every packet checked, decapsulated if tunnelled to
     // the node, and queued for the lookup (dst_, index_), or given its verdict.
@@ -139,8 +153,11 @@ private:
     [[gnu::always_inline]] inline bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     [[gnu::always_inline]] inline bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
 
-    // Pass 3 (output.cc): the looked-up packets rewritten by next hop.
+    // Pass 3 (output.cc): the looked-up packets rewritten by next hop, the
+    // common modes from their templates (nexthop_cache.h), the rest through
+    // general(), which reads the record.
     void rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept;
+    [[gnu::noinline]] Verdict general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept;
     // The decision for one packet with a next hop: rewritten, with `action`
     // set (kUplink, kHost); `drop` set (kDrop); or punted, untouched.
     [[gnu::always_inline]] inline Verdict decide(PacketView& pkt, const lpm::NextHop& nh, Action& action,
@@ -174,6 +191,7 @@ private:
     lpm::NextHopId ids_[kMaxBurst];
     std::uint8_t index_[kMaxBurst];
     KnownNodes known_nodes_;
+    NextHopCache cache_;
     std::uint16_t next_ip_id_;
 };
 

@@ -103,6 +103,8 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
                                 std::uint64_t checksum_verified) noexcept {
     constexpr PortRole kFrom = kUplink ? PortRole::kUplink : PortRole::kHost;
     unsigned lookups = 0;
+    // Decapsulations and packets for the kernel, counted once per burst.
+    std::uint32_t to_node_steps[4] = {};
     const Ipv4Addr node_ip = config_.node_ip;
     const std::uint64_t mac_key = uplink_mac_key_;
     for (unsigned i = 0; i < n; ++i) {
@@ -117,7 +119,8 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
                 continue;
             }
             const Step step = to_node(p, counters);
-            if (step == Step::kLookup) {   // decapsulated: forwarded by the inner destination
+            ++to_node_steps[static_cast<unsigned>(step)];
+            if (step <= Step::kVxlanDecapped) {   // forwarded by the inner destination
                 dst_[lookups] = ip_of(p).destination();
                 index_[lookups++] = static_cast<std::uint8_t>(i);
                 continue;
@@ -126,6 +129,11 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
         } else {
             verdicts[i] = rejected(kFrom, p, counters);
         }
+    }
+    if (kUplink) {
+        counters.actions[static_cast<unsigned>(Action::kIpipDecap)] += to_node_steps[0];
+        counters.actions[static_cast<unsigned>(Action::kVxlanDecap)] += to_node_steps[1];
+        counters.actions[static_cast<unsigned>(Action::kToHost)] += to_node_steps[2];
     }
     return lookups;
 }
@@ -144,12 +152,11 @@ unsigned Forwarder::parse(PortRole from, PacketView* pkts, Verdict* verdicts, un
 Forwarder::Step Forwarder::to_node(PacketView& pkt, LcoreCounters& counters) noexcept {
     const Ipv4Hdr& ip = ip_of(pkt);
     if (ip.protocol == kProtoIpip)
-        return decap_ipip(pkt, counters) ? Step::kLookup : Step::kDropped;
+        return decap_ipip(pkt, counters) ? Step::kIpipDecapped : Step::kDropped;
     if (ip.protocol == kProtoUdp && pkt.len >= kEthIp + UdpHdr::kSize &&
         reinterpret_cast<const UdpHdr*>(pkt.data + kEthIp)->destination() == config_.vxlan_port)
-        return decap_vxlan(pkt, counters) ? Step::kLookup : Step::kDropped;
+        return decap_vxlan(pkt, counters) ? Step::kVxlanDecapped : Step::kDropped;
     // The node's own services: the kernel answers.
-    counters.count(Action::kToHost);
     return Step::kToHost;
 }
 
@@ -214,7 +221,6 @@ bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {
         }
     }
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();
-    counters.count(Action::kIpipDecap);
     return true;
 }
 
@@ -251,7 +257,6 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
         return false;
     }
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();
-    counters.count(Action::kVxlanDecap);
     return true;
 }
 
@@ -269,6 +274,7 @@ void KnownNodes::reserve(std::uint32_t max_nodes) {
 // next-hop ids into the preallocated table, no allocation.
 void KnownNodes::rebuild(const lpm::TableView& table) {
     generation_ = table.nexthop_generation();
+    last_found_ = 0;
     std::fill(slots_.begin(), slots_.end(), 0);
     const std::uint32_t max = table.capacity().max_nexthops;
     for (lpm::NextHopId id = 1; id <= max; ++id) {

@@ -9,6 +9,7 @@
 
 #include "dataplane/fastpath.h"
 #include "dataplane/fastpath_inline.h"
+#include "dataplane/nexthop_cache.h"
 #include "dataplane/proto/ipv4.h"
 #include "dataplane/proto/udp.h"
 #include "dataplane/proto/vxlan.h"
@@ -58,11 +59,8 @@ std::uint32_t vxlan_outer_length(const PacketView& p) noexcept {
 static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
 static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 
-// host-gw, the common case. Its check and rewrite take the MTU and the
-// uplink's source MAC as arguments, copied into locals by the burst loop
-// (stores into packet bytes could alias any member, so the compiler would
-// reload a member after each one). GCC 12 still keeps those locals on the
-// stack, not in registers: issue 18's per-mode loop is to fix that.
+// host-gw through the record, as general() and finish() take it (the
+// burst's common case uses the next hop's template instead: rewrite()).
 // The MAC last: a packet punted for its MAC has passed every other check,
 // so the resolver never owes it an ICMP error (Linux too checks the TTL
 // before the neighbour).
@@ -207,43 +205,132 @@ Verdict Forwarder::decide(PacketView& pkt, const lpm::NextHop& nh, Action& actio
 
 // ---- the pass ----
 
-// Actions counted once per burst, drops each under its reason. host-gw
-// with nothing in its way first, with its values in registers.
+// A packet whose next hop is not a fast one (nexthop_cache.h), or that
+// failed a fast check: the record read and every check made in the order
+// its verdict is given. Out of line: the loop keeps its registers.
+Verdict Forwarder::general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept {
+    const lpm::NextHop* nh = table_.nexthops().get(id);
+    if (nh == nullptr) {
+        counters.count(id == lpm::kNoRoute ? Drop::kNoRoute : Drop::kNextHopGone);
+        return Verdict::kDrop;
+    }
+    Action action = Action::kCount;
+    Drop drop = Drop::kCount;
+    const Verdict v = decide(pkt, *nh, action, drop);
+    if (v == Verdict::kDrop)
+        counters.count(drop);
+    else if (!is_punt(v))
+        counters.count(action);
+    return v;
+}
+
+// One pass over the looked-up packets, each by its next hop's template:
+// the common modes inline with their checks, anything else (and any failed
+// check) through general(). Actions are counted once per burst from
+// locals; drops one at a time, under their reason. The IP ID counter is a
+// local too: a member would be reloaded after every packet byte stored.
 void Forwarder::rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept {
-    const lpm::NextHopTable nexthops = table_.nexthops();   // in locals: see NextHopTable
+    const NextHopCache& cache = cache_;
     const std::uint32_t mtu = config_.mtu;
-    const std::uint64_t uplink_src_and_type = uplink_src_and_type_;
+    std::uint16_t ip_id = next_ip_id_;
     std::uint32_t host_gw_count = 0;
-    // The actions the fast path takes (the later ones are the exception path's).
-    std::uint32_t count[static_cast<unsigned>(Action::kToHost) + 1] = {};
+    std::uint32_t ipip_count = 0;
+    std::uint32_t vxlan_count = 0;
+    std::uint32_t local_count = 0;
     for (unsigned k = 0; k < lookups; ++k) {
         const unsigned i = index_[k];
         PacketView& p = pkts[i];
-        const lpm::NextHopId id = ids_[k];
-        const lpm::NextHop* nh = nexthops.get(id);
-        if (nh == nullptr) [[unlikely]] {
-            counters.count(id == lpm::kNoRoute ? Drop::kNoRoute : Drop::kNextHopGone);
-            verdicts[i] = Verdict::kDrop;
-            continue;
+        const FastNextHop& f = cache.get(ids_[k]);
+        std::uint8_t* const data = p.data;
+        const std::uint32_t len = p.len;
+        Ipv4Hdr& inner = ip_of(p);
+        const std::uint8_t* const h = f.headers.data();
+        switch (f.kind) {
+        case FastKind::kHostGw:
+            if (inner.ttl > 1 && len - EtherHdr::kSize <= mtu) [[likely]] {
+                ipv4_decrement_ttl(inner);
+                std::memcpy(data, h, 8);
+                std::memcpy(data + 6, h + 6, 8);
+                verdicts[i] = Verdict::kUplink;
+                ++host_gw_count;
+                continue;
+            }
+            break;
+        case FastKind::kIpip: {
+            const std::uint32_t outer_len = len - EtherHdr::kSize + kIpipOverhead;
+            if (inner.ttl > 1 && outer_len <= mtu && p.headroom >= kIpipOverhead) [[likely]] {
+                ipv4_decrement_ttl(inner);
+                const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
+                const std::uint8_t tos = inner.tos;
+                // RFC 6864: an ID only where the outer header may be fragmented.
+                const std::uint16_t id = df != 0 ? 0 : ip_id;
+                ip_id = static_cast<std::uint16_t>(ip_id + (df == 0));
+                std::uint8_t* const out = data - kIpipOverhead;
+                std::memcpy(out, h, 16);
+                std::memcpy(out + 16, h + 16, 16);
+                std::memcpy(out + 26, h + 26, 8);
+                Ipv4Hdr& outer = *reinterpret_cast<Ipv4Hdr*>(out + EtherHdr::kSize);
+                outer.tos = tos;
+                store_be16(outer.total_length, static_cast<std::uint16_t>(outer_len));
+                store_be16(outer.id, id);
+                store_be16(outer.frag, df);
+                store_be16(outer.checksum,
+                           static_cast<std::uint16_t>(~fold(std::uint32_t{f.outer_sum} + tos + outer_len + id + df)));
+                p.data = out;
+                p.len = len + kIpipOverhead;
+                p.headroom -= kIpipOverhead;
+                verdicts[i] = Verdict::kUplink;
+                ++ipip_count;
+                continue;
+            }
+            break;
         }
-        if (nh->mode == lpm::ForwardMode::kHostGw && host_gw_check(p, *nh, mtu) == Drop::kCount) [[likely]] {
-            host_gw(p, *nh, uplink_src_and_type);
-            verdicts[i] = Verdict::kUplink;
-            ++host_gw_count;
-            continue;
+        case FastKind::kVxlan: {
+            const std::uint32_t outer_len = Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + len;
+            if (inner.ttl > 1 && outer_len <= mtu && p.headroom >= kVxlanOverhead) [[likely]] {
+                ipv4_decrement_ttl(inner);
+                const std::uint16_t source_port = flow_source_port(data + EtherHdr::kSize, len - EtherHdr::kSize);
+                const std::uint16_t id = ip_id++;
+                std::uint8_t* const out = data - kVxlanOverhead;
+                std::memcpy(out, h, 16);
+                std::memcpy(out + 16, h + 16, 16);
+                std::memcpy(out + 32, h + 32, 16);
+                std::memcpy(out + 48, h + 48, 16);
+                Ipv4Hdr& outer = *reinterpret_cast<Ipv4Hdr*>(out + EtherHdr::kSize);
+                store_be16(outer.total_length, static_cast<std::uint16_t>(outer_len));
+                store_be16(outer.id, id);
+                store_be16(outer.checksum, static_cast<std::uint16_t>(~fold(std::uint32_t{f.outer_sum} + outer_len + id)));
+                auto& udp = *reinterpret_cast<UdpHdr*>(out + kEthIp);
+                store_be16(udp.src_port, source_port);
+                store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
+                p.data = out;
+                p.len = len + kVxlanOverhead;
+                p.headroom -= kVxlanOverhead;
+                verdicts[i] = Verdict::kUplink;
+                ++vxlan_count;
+                continue;
+            }
+            break;
         }
-        Action action = Action::kCount;
-        Drop drop = Drop::kCount;
-        const Verdict v = decide(p, *nh, action, drop);
-        verdicts[i] = v;
-        if (v == Verdict::kDrop) [[unlikely]]
-            counters.count(drop);
-        else if (!is_punt(v)) [[likely]]
-            ++count[static_cast<unsigned>(action)];
+        case FastKind::kLocal:
+            // The kernel routes it on to the pod (and decrements the TTL).
+            std::memcpy(data, h, 8);
+            std::memcpy(data + 6, h + 6, 8);
+            verdicts[i] = Verdict::kHost;
+            ++local_count;
+            continue;
+        case FastKind::kSlow:
+            break;
+        }
+        next_ip_id_ = ip_id;
+        verdicts[i] = general(p, ids_[k], counters);
+        ip_id = next_ip_id_;
     }
-    count[static_cast<unsigned>(Action::kHostGw)] += host_gw_count;
-    for (unsigned a = 0; a < std::size(count); ++a)
-        counters.actions[a] += count[a];
+    next_ip_id_ = ip_id;
+    counters.actions[static_cast<unsigned>(Action::kHostGw)] += host_gw_count;
+    counters.actions[static_cast<unsigned>(Action::kIpipEncap)] += ipip_count;
+    counters.actions[static_cast<unsigned>(Action::kVxlanEncap)] += vxlan_count;
+    counters.actions[static_cast<unsigned>(Action::kToHost)] += local_count;
 }
 
 // Out of the burst (the resolver's, rare): the record as it would be with

@@ -20,13 +20,12 @@
 #include "dataplane/exception.h"
 #include "dataplane/proto/arp.h"
 #include "dataplane/proto/icmp.h"
+#include "frame_bytes.h"
 #include "lpm/reader.h"
 #include "lpm/writer.h"
 
 namespace podfwd::dp {
 namespace {
-
-using Bytes = std::vector<std::uint8_t>;
 
 constexpr MacAddr kUplinkMac{0x02, 0, 0, 0, 0, 0x02};
 constexpr MacAddr kHostMac{0x02, 0, 0, 0, 0, 0x01};
@@ -37,35 +36,9 @@ constexpr std::uint32_t kMbufHeadroom = 128;
 
 Ipv4Addr ip(const char* text) { return *parse_ipv4(text); }
 
-// ---- frames, built byte by byte ----
+// ---- frames, built byte by byte (frame_bytes.h) ----
 
-void put8(Bytes& b, unsigned v) { b.push_back(static_cast<std::uint8_t>(v)); }
-void put16(Bytes& b, unsigned v) {
-    put8(b, v >> 8);
-    put8(b, v & 0xff);
-}
-void put32(Bytes& b, std::uint32_t v) {
-    put16(b, v >> 16);
-    put16(b, v & 0xffff);
-}
-void put_mac(Bytes& b, const MacAddr& m) { b.insert(b.end(), m.begin(), m.end()); }
-unsigned get16(const Bytes& b, std::size_t at) { return unsigned{b[at]} << 8 | b[at + 1]; }
-std::uint32_t get32(const Bytes& b, std::size_t at) { return std::uint32_t{get16(b, at)} << 16 | get16(b, at + 2); }
-MacAddr get_mac(const Bytes& b, std::size_t at) {
-    MacAddr m;
-    std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(at), 6, m.begin());
-    return m;
-}
-
-// RFC 1071 the slow way: even bytes high, odd bytes low, carries folded at the end.
-unsigned naive_checksum(const Bytes& b, std::size_t from, std::size_t len) {
-    std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < len; ++i)
-        sum += i % 2 == 0 ? std::uint64_t{b[from + i]} << 8 : b[from + i];
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<unsigned>(~sum & 0xffff);
-}
+using namespace frame_bytes;
 
 struct IpPacket {
     Ipv4Addr src = 0;
