@@ -1,6 +1,7 @@
-// The burst (Forwarder::process): its three passes in order, and the names
-// of the counters. The passes themselves: input.cc (parse, validate,
-// decapsulate) and output.cc (rewrite, encapsulate).
+// The burst (Forwarder::process): the common packets in one pass
+// (forward_plain), the rest in three (input.cc: parse, validate,
+// decapsulate; the bulk lookup; output.cc: rewrite, encapsulate); and the
+// names of the counters.
 #include "dataplane/fastpath.h"
 
 #include <cstring>
@@ -63,8 +64,57 @@ void Forwarder::refresh_nexthops() noexcept {
     cache_.refresh(table_, config_);
 }
 
-// One call per pass, not per packet: each pass's per-packet work is inline
-// in its own loop.
+// The common packet in one pass: plain IPv4 (checked as parse_burst()
+// checks it), decapsulated first where tunnelled to the node, one lookup, the rewrite from its
+// next hop's template, no arrays between the steps. The lookup is the
+// single one: the loop's iterations are independent, so their loads are in
+// flight together as the bulk lookup's are. Anything else is left to the
+// three passes, by index.
+template <bool kUplink, bool kNicChecksums>
+unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                                  std::uint64_t checksum_verified) noexcept {
+    using namespace detail;
+    const lpm::TrieView trie = table_.trie();
+    const NextHopCache::Entries cache = cache_.entries();
+    const Ipv4Addr node_ip = config_.node_ip;
+    const std::uint64_t mac_key = uplink_mac_key_;
+    OutputBurst burst{config_.mtu, next_ip_id_};
+    // Decapsulations and packets for the kernel, counted once per burst.
+    std::uint32_t to_node_steps[4] = {};
+    unsigned exceptions = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        PacketView& p = pkts[i];
+        if (!plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1), kUplink ? kMacMask : 0, mac_key))
+            [[unlikely]] {
+            exceptions_[exceptions++] = static_cast<std::uint8_t>(i);
+            continue;
+        }
+        p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
+        if (kUplink && ip_of(p).destination() == node_ip) {
+            // Decapsulated in place (to_node sets the inner frame's length)
+            // and forwarded by the inner destination, or the kernel's, or
+            // dropped.
+            const Step step = to_node(p, counters);
+            ++to_node_steps[static_cast<unsigned>(step)];
+            if (step > Step::kVxlanDecapped) {
+                verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
+                continue;
+            }
+        }
+        const lpm::NextHopId id = trie.lookup(ip_of(p).destination());
+        if (output_from_template(p, cache.get(id), burst, verdicts[i])) [[likely]]
+            continue;
+        next_ip_id_ = burst.ip_id;
+        verdicts[i] = general(p, id, counters);
+        burst.ip_id = next_ip_id_;
+    }
+    next_ip_id_ = burst.ip_id;
+    burst.add_to(counters);
+    if (kUplink)
+        add_to_node_steps(to_node_steps, counters);
+    return exceptions;
+}
+
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
                         std::uint64_t checksum_verified) noexcept {
     if (known_nodes_.generation() != table_.nexthop_generation()) [[unlikely]]
@@ -76,11 +126,19 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
     for (unsigned i = 0; i < n; ++i)
         __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
 
-    // Pass 1: parse, validate, decapsulate (input.cc).
-    const unsigned lookups = parse(from, pkts, verdicts, n, counters, checksum_verified);
-    // Pass 2: one bulk lookup.
+    const bool uplink = from == PortRole::kUplink;
+    const unsigned exceptions =
+        uplink ? (checksum_verified == 0 ? forward_plain<true, false>(pkts, verdicts, n, counters, 0)
+                                         : forward_plain<true, true>(pkts, verdicts, n, counters, checksum_verified))
+               : (checksum_verified == 0 ? forward_plain<false, false>(pkts, verdicts, n, counters, 0)
+                                         : forward_plain<false, true>(pkts, verdicts, n, counters, checksum_verified));
+    if (exceptions == 0) [[likely]]
+        return;
+    // The rest in three passes, one call each (their per-packet work inline
+    // in each pass's loop): parse, validate, decapsulate (input.cc); one
+    // bulk lookup; rewrite by next hop (output.cc).
+    const unsigned lookups = parse(from, pkts, verdicts, exceptions, counters, checksum_verified);
     table_.lookup_bulk(dst_, ids_, lookups);
-    // Pass 3: rewrite by next hop (output.cc).
     rewrite(pkts, verdicts, lookups, counters);
 }
 

@@ -2,13 +2,14 @@
 // here, so the same code runs under the poll loop, the pcap tool, the unit
 // tests and the fuzzer.
 //
-// A burst goes through three passes, as in DPDK's l3fwd: parse and validate
-// each packet (decapsulating what is addressed to the node; input.cc), one
-// bulk lookup of all destinations, then rewrite or encapsulate each packet
-// by its next hop's mode from its ready-made headers (output.cc,
-// nexthop_cache.h); fastpath.cc runs them in order. The common cases (plain
-// IPv4 to a host-gw, IPIP, VXLAN or local next hop) are inline in the
-// passes; every other case and every drop takes a call. What the fast path
+// A burst goes through one pass for its common packets (fastpath.cc,
+// forward_plain): plain IPv4, decapsulated first where tunnelled to the
+// node, one lookup, then rewritten or encapsulated from its next hop's
+// ready-made headers (nexthop_cache.h), no arrays between the steps. What
+// that pass cannot take (anything but plain IPv4 for us) goes through three
+// passes, as in DPDK's l3fwd: parse and validate (input.cc), one bulk
+// lookup, rewrite (output.cc). Next hops without a template and failed
+// checks take a call to the record-based general path. What the fast path
 // does not handle itself (ARP, TTL expiry, fragmentation needed) leaves it
 // as a punt verdict, the packet untouched. Nothing allocates, locks, throws
 // or makes a virtual call.
@@ -134,16 +135,32 @@ private:
     // looked up by its inner destination; the pass counts the action per
     // burst), the kernel's, or dropped (counted).
     enum class Step : std::uint8_t { kIpipDecapped, kVxlanDecapped, kToHost, kDropped };
+    // A burst's count of each Step, added to the action counters.
+    static void add_to_node_steps(const std::uint32_t (&steps)[4], LcoreCounters& counters) noexcept {
+        counters.actions[static_cast<unsigned>(Action::kIpipDecap)] += steps[0];
+        counters.actions[static_cast<unsigned>(Action::kVxlanDecap)] += steps[1];
+        counters.actions[static_cast<unsigned>(Action::kToHost)] += steps[2];
+    }
 
     [[gnu::noinline]] void refresh_nexthops() noexcept;
 
-    // Pass 1 (input.cc): every packet checked, decapsulated if tunnelled to
-    // the node, and queued for the lookup (dst_, index_), or given its verdict.
-    // Returns how many were queued.
-    unsigned parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+    // The common case in one pass (fastpath.cc): plain IPv4 not addressed
+    // to the node, looked up and written from its next hop's template, or
+    // through general(). Every other packet's index goes to exceptions_ for
+    // the three passes below; returns how many.
+    template <bool kUplink, bool kNicChecksums>
+    [[gnu::always_inline]] inline unsigned forward_plain(PacketView* pkts, Verdict* verdicts, unsigned n,
+                                                         LcoreCounters& counters,
+                                                         std::uint64_t checksum_verified) noexcept;
+
+    // Pass 1 (input.cc), over the packets forward_plain() left: every packet
+    // checked, decapsulated if tunnelled to the node, and queued for the
+    // lookup (dst_, index_), or given its verdict. Returns how many were
+    // queued.
+    unsigned parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned count, LcoreCounters& counters,
                    std::uint64_t checksum_verified) noexcept;
     template <bool kUplink, bool kNicChecksums>
-    [[gnu::always_inline]] inline unsigned parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
+    [[gnu::always_inline]] inline unsigned parse_burst(PacketView* pkts, Verdict* verdicts, unsigned count,
                                                        LcoreCounters& counters,
                                                        std::uint64_t checksum_verified) noexcept;
     // Out of the burst loop: packets for the node, and packets that are not
@@ -190,6 +207,8 @@ private:
     Ipv4Addr dst_[kMaxBurst];
     lpm::NextHopId ids_[kMaxBurst];
     std::uint8_t index_[kMaxBurst];
+    // The packets forward_plain() left to the three passes.
+    std::uint8_t exceptions_[kMaxBurst];
     KnownNodes known_nodes_;
     NextHopCache cache_;
     std::uint16_t next_ip_id_;

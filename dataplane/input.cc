@@ -37,30 +37,6 @@ Drop check_ipv4(const PacketView& p) noexcept {
     return Drop::kCount;
 }
 
-// The common case in one pass, branch-light: an IPv4 frame (EtherType
-// 0x0800) whose header has no options (first byte 0x45), a total length
-// that fits the frame, a good checksum (unless the NIC verified it) and,
-// where `mac_mask` is not zero, our destination MAC (`mac_key`). Anything
-// else goes through rejected() or check_ipv4() for its exact verdict.
-[[gnu::always_inline]] inline bool plain_ipv4(const PacketView& p, bool checksum_verified = false,
-                                              std::uint64_t mac_mask = 0, std::uint64_t mac_key = 0) noexcept {
-    if (p.len < kEthIp)
-        return false;
-    if (((frame_head(p) ^ mac_key) & mac_mask) != 0)   // folded away where mac_mask is 0
-        return false;
-    // Frame bytes 12..14 are 08 00 45 (byte 15, the TOS, is free), read as
-    // one native word.
-    constexpr bool kLittle = std::endian::native == std::endian::little;
-    constexpr std::uint32_t kMask = kLittle ? 0x00ffffffu : 0xffffff00u;
-    constexpr std::uint32_t kWant = kLittle ? 0x00450008u : 0x08004500u;
-    std::uint32_t type_and_version;
-    std::memcpy(&type_and_version, p.data + 12, 4);
-    const std::uint16_t total = load_be16(p.data + EtherHdr::kSize + 2);
-    const bool shape = (type_and_version & kMask) == kWant;
-    const bool length = total >= Ipv4Hdr::kSize && total <= p.len - EtherHdr::kSize;
-    return shape & length & (checksum_verified || ipv4_header_checksum_ok(p.data + EtherHdr::kSize));
-}
-
 // The same test for an IPv4 header at `ip` with `room` bytes from it to
 // the end of the frame (at least 20), when the EtherType is known.
 [[gnu::always_inline]] inline bool plain_ipv4_header(const std::uint8_t* ip, std::uint32_t room) noexcept {
@@ -99,7 +75,7 @@ void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
 // decapsulates) and with and without the NIC's checksum verdicts, so the
 // usual case pays for neither test it does not need.
 template <bool kUplink, bool kNicChecksums>
-unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned count, LcoreCounters& counters,
                                 std::uint64_t checksum_verified) noexcept {
     constexpr PortRole kFrom = kUplink ? PortRole::kUplink : PortRole::kHost;
     unsigned lookups = 0;
@@ -107,7 +83,8 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
     std::uint32_t to_node_steps[4] = {};
     const Ipv4Addr node_ip = config_.node_ip;
     const std::uint64_t mac_key = uplink_mac_key_;
-    for (unsigned i = 0; i < n; ++i) {
+    for (unsigned k = 0; k < count; ++k) {
+        const unsigned i = exceptions_[k];
         PacketView& p = pkts[i];
         if (plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1), kUplink ? kMacMask : 0, mac_key))
             [[likely]] {
@@ -130,21 +107,18 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
             verdicts[i] = rejected(kFrom, p, counters);
         }
     }
-    if (kUplink) {
-        counters.actions[static_cast<unsigned>(Action::kIpipDecap)] += to_node_steps[0];
-        counters.actions[static_cast<unsigned>(Action::kVxlanDecap)] += to_node_steps[1];
-        counters.actions[static_cast<unsigned>(Action::kToHost)] += to_node_steps[2];
-    }
+    if (kUplink)
+        add_to_node_steps(to_node_steps, counters);
     return lookups;
 }
 
-unsigned Forwarder::parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
-                          std::uint64_t checksum_verified) noexcept {
+unsigned Forwarder::parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned count,
+                          LcoreCounters& counters, std::uint64_t checksum_verified) noexcept {
     if (from == PortRole::kUplink)
-        return checksum_verified == 0 ? parse_burst<true, false>(pkts, verdicts, n, counters, 0)
-                                      : parse_burst<true, true>(pkts, verdicts, n, counters, checksum_verified);
-    return checksum_verified == 0 ? parse_burst<false, false>(pkts, verdicts, n, counters, 0)
-                                  : parse_burst<false, true>(pkts, verdicts, n, counters, checksum_verified);
+        return checksum_verified == 0 ? parse_burst<true, false>(pkts, verdicts, count, counters, 0)
+                                      : parse_burst<true, true>(pkts, verdicts, count, counters, checksum_verified);
+    return checksum_verified == 0 ? parse_burst<false, false>(pkts, verdicts, count, counters, 0)
+                                  : parse_burst<false, true>(pkts, verdicts, count, counters, checksum_verified);
 }
 
 // A plain IPv4 packet from the uplink addressed to the node: decapsulated

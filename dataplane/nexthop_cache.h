@@ -70,11 +70,19 @@ public:
     // moved; no allocation.
     void refresh(const lpm::TableView& table, const NodeConfig& config) noexcept;
 
-    // The entry of `id`, whatever the id (a lookup on a corrupt segment may
-    // answer any value): past the table's ids, entry 0 (kSlow).
-    [[gnu::always_inline]] const FastNextHop& get(lpm::NextHopId id) const noexcept {
-        return entries_.get()[id <= max_id_ ? id : 0];
-    }
+    // The entries as plain values, for a burst loop to hold in registers
+    // (members would be reloaded after every packet byte stored).
+    struct Entries {
+        const FastNextHop* entries;
+        std::uint32_t max_id;
+        // The entry of `id`, whatever the id (a lookup on a corrupt segment
+        // may answer any value): past the table's ids, entry 0 (kSlow).
+        [[gnu::always_inline]] const FastNextHop& get(lpm::NextHopId id) const noexcept {
+            return entries[id <= max_id ? id : 0];
+        }
+    };
+    Entries entries() const noexcept { return {entries_.get(), max_id_}; }
+    const FastNextHop& get(lpm::NextHopId id) const noexcept { return entries().get(id); }
     std::uint64_t generation() const noexcept { return generation_; }
 
 private:

@@ -1,8 +1,6 @@
 // Pass 3 of the burst: each looked-up packet rewritten by its next hop's
 // mode (host-gw, IPIP, VXLAN, to the host port), punted, or dropped; and
 // VXLAN's flow hash.
-#include <nmmintrin.h>
-
 #include <cstddef>
 #include <cstring>
 #include <iterator>
@@ -22,21 +20,6 @@ using namespace detail;
 namespace {
 
 constexpr std::uint8_t kOuterTtl = 64;
-
-// ---- flow hash ----
-
-// vxlan_source_port(), inline in the encapsulation (see fastpath_inline.h).
-[[gnu::always_inline]] inline std::uint16_t flow_source_port(const std::uint8_t* inner_ip, std::uint32_t len) noexcept {
-    const auto& ip = *reinterpret_cast<const Ipv4Hdr*>(inner_ip);
-    std::uint32_t h = _mm_crc32_u32(0, ip.source());
-    h = _mm_crc32_u32(h, ip.destination());
-    h = _mm_crc32_u8(h, ip.protocol);
-    const bool has_ports = (ip.protocol == 6 || ip.protocol == kProtoUdp) && !ip.is_fragment() &&
-                           len >= ip.header_length() + 4u;
-    if (has_ports)
-        h = _mm_crc32_u32(h, load_be32(inner_ip + ip.header_length()));
-    return static_cast<std::uint16_t>(49152 + ((std::uint64_t{h} * 16384) >> 32));
-}
 
 // ---- the rewrites ----
 
@@ -230,107 +213,19 @@ Verdict Forwarder::general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& co
 // locals; drops one at a time, under their reason. The IP ID counter is a
 // local too: a member would be reloaded after every packet byte stored.
 void Forwarder::rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept {
-    const NextHopCache& cache = cache_;
-    const std::uint32_t mtu = config_.mtu;
-    std::uint16_t ip_id = next_ip_id_;
-    std::uint32_t host_gw_count = 0;
-    std::uint32_t ipip_count = 0;
-    std::uint32_t vxlan_count = 0;
-    std::uint32_t local_count = 0;
+    const NextHopCache::Entries cache = cache_.entries();
+    OutputBurst burst{config_.mtu, next_ip_id_};
     for (unsigned k = 0; k < lookups; ++k) {
         const unsigned i = index_[k];
         PacketView& p = pkts[i];
-        const FastNextHop& f = cache.get(ids_[k]);
-        std::uint8_t* const data = p.data;
-        const std::uint32_t len = p.len;
-        Ipv4Hdr& inner = ip_of(p);
-        const std::uint8_t* const h = f.headers.data();
-        switch (f.kind) {
-        case FastKind::kHostGw:
-            if (inner.ttl > 1 && len - EtherHdr::kSize <= mtu) [[likely]] {
-                ipv4_decrement_ttl(inner);
-                std::memcpy(data, h, 8);
-                std::memcpy(data + 6, h + 6, 8);
-                verdicts[i] = Verdict::kUplink;
-                ++host_gw_count;
-                continue;
-            }
-            break;
-        case FastKind::kIpip: {
-            const std::uint32_t outer_len = len - EtherHdr::kSize + kIpipOverhead;
-            if (inner.ttl > 1 && outer_len <= mtu && p.headroom >= kIpipOverhead) [[likely]] {
-                ipv4_decrement_ttl(inner);
-                const std::uint16_t df = inner.frag_field() & kIpv4FlagDf;
-                const std::uint8_t tos = inner.tos;
-                // RFC 6864: an ID only where the outer header may be fragmented.
-                const std::uint16_t id = df != 0 ? 0 : ip_id;
-                ip_id = static_cast<std::uint16_t>(ip_id + (df == 0));
-                std::uint8_t* const out = data - kIpipOverhead;
-                std::memcpy(out, h, 16);
-                std::memcpy(out + 16, h + 16, 16);
-                std::memcpy(out + 26, h + 26, 8);
-                Ipv4Hdr& outer = *reinterpret_cast<Ipv4Hdr*>(out + EtherHdr::kSize);
-                outer.tos = tos;
-                store_be16(outer.total_length, static_cast<std::uint16_t>(outer_len));
-                store_be16(outer.id, id);
-                store_be16(outer.frag, df);
-                store_be16(outer.checksum,
-                           static_cast<std::uint16_t>(~fold(std::uint32_t{f.outer_sum} + tos + outer_len + id + df)));
-                p.data = out;
-                p.len = len + kIpipOverhead;
-                p.headroom -= kIpipOverhead;
-                verdicts[i] = Verdict::kUplink;
-                ++ipip_count;
-                continue;
-            }
-            break;
-        }
-        case FastKind::kVxlan: {
-            const std::uint32_t outer_len = Ipv4Hdr::kSize + UdpHdr::kSize + VxlanHdr::kSize + len;
-            if (inner.ttl > 1 && outer_len <= mtu && p.headroom >= kVxlanOverhead) [[likely]] {
-                ipv4_decrement_ttl(inner);
-                const std::uint16_t source_port = flow_source_port(data + EtherHdr::kSize, len - EtherHdr::kSize);
-                const std::uint16_t id = ip_id++;
-                std::uint8_t* const out = data - kVxlanOverhead;
-                std::memcpy(out, h, 16);
-                std::memcpy(out + 16, h + 16, 16);
-                std::memcpy(out + 32, h + 32, 16);
-                std::memcpy(out + 48, h + 48, 16);
-                Ipv4Hdr& outer = *reinterpret_cast<Ipv4Hdr*>(out + EtherHdr::kSize);
-                store_be16(outer.total_length, static_cast<std::uint16_t>(outer_len));
-                store_be16(outer.id, id);
-                store_be16(outer.checksum, static_cast<std::uint16_t>(~fold(std::uint32_t{f.outer_sum} + outer_len + id)));
-                auto& udp = *reinterpret_cast<UdpHdr*>(out + kEthIp);
-                store_be16(udp.src_port, source_port);
-                store_be16(udp.length, static_cast<std::uint16_t>(outer_len - Ipv4Hdr::kSize));
-                p.data = out;
-                p.len = len + kVxlanOverhead;
-                p.headroom -= kVxlanOverhead;
-                verdicts[i] = Verdict::kUplink;
-                ++vxlan_count;
-                continue;
-            }
-            break;
-        }
-        case FastKind::kLocal:
-            // The kernel routes it on to the pod (and decrements the TTL).
-            std::memcpy(data, h, 8);
-            std::memcpy(data + 6, h + 6, 8);
-            verdicts[i] = Verdict::kHost;
-            ++local_count;
+        if (output_from_template(p, cache.get(ids_[k]), burst, verdicts[i])) [[likely]]
             continue;
-        case FastKind::kSlow:
-            break;
-        }
-        next_ip_id_ = ip_id;
+        next_ip_id_ = burst.ip_id;
         verdicts[i] = general(p, ids_[k], counters);
-        ip_id = next_ip_id_;
+        burst.ip_id = next_ip_id_;
     }
-    next_ip_id_ = ip_id;
-    counters.actions[static_cast<unsigned>(Action::kHostGw)] += host_gw_count;
-    counters.actions[static_cast<unsigned>(Action::kIpipEncap)] += ipip_count;
-    counters.actions[static_cast<unsigned>(Action::kVxlanEncap)] += vxlan_count;
-    counters.actions[static_cast<unsigned>(Action::kToHost)] += local_count;
+    next_ip_id_ = burst.ip_id;
+    burst.add_to(counters);
 }
 
 // Out of the burst (the resolver's, rare): the record as it would be with
