@@ -90,6 +90,7 @@ unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned 
             continue;
         }
         p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
+        bool decapsulated = false;
         if (kUplink && ip_of(p).destination() == node_ip) {
             // Decapsulated in place (to_node sets the inner frame's length)
             // and forwarded by the inner destination, or the kernel's, or
@@ -100,9 +101,19 @@ unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned 
                 verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
                 continue;
             }
+            decapsulated = true;
         }
         const lpm::NextHopId id = trie.lookup(ip_of(p).destination());
-        if (output_from_template(p, cache.get(id), burst, verdicts[i])) [[likely]]
+        const FastNextHop& f = cache.get(id);
+        // A decapsulated header's checksum, only where we forward it again:
+        // the kernel verifies what it is given.
+        if (kUplink && decapsulated && f.kind != FastKind::kLocal && !ipv4_header_checksum_ok(&ip_of(p)))
+            [[unlikely]] {
+            counters.count(Drop::kBadChecksum);
+            verdicts[i] = Verdict::kDrop;
+            continue;
+        }
+        if (output_from_template(p, f, burst, verdicts[i])) [[likely]]
             continue;
         next_ip_id_ = burst.ip_id;
         verdicts[i] = general(p, id, counters);

@@ -133,7 +133,9 @@ public:
 private:
     // What to_node() did with a packet for the node: decapsulated (then
     // looked up by its inner destination; the pass counts the action per
-    // burst), the kernel's, or dropped (counted).
+    // burst; the inner header's checksum is not verified yet: the caller
+    // verifies it unless the packet goes to the kernel, which verifies what
+    // it receives), the kernel's, or dropped (counted).
     enum class Step : std::uint8_t { kIpipDecapped, kVxlanDecapped, kToHost, kDropped };
     // A burst's count of each Step, added to the action counters.
     static void add_to_node_steps(const std::uint32_t (&steps)[4], LcoreCounters& counters) noexcept {

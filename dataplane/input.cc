@@ -37,11 +37,13 @@ Drop check_ipv4(const PacketView& p) noexcept {
     return Drop::kCount;
 }
 
-// The same test for an IPv4 header at `ip` with `room` bytes from it to
-// the end of the frame (at least 20), when the EtherType is known.
-[[gnu::always_inline]] inline bool plain_ipv4_header(const std::uint8_t* ip, std::uint32_t room) noexcept {
+// The same test without the checksum for an IPv4 header at `ip` with
+// `room` bytes from it to the end of the frame (at least 20), when the
+// EtherType is known: a decapsulated header, whose checksum is verified
+// only if it is forwarded again (to_node()).
+[[gnu::always_inline]] inline bool plain_ipv4_shape(const std::uint8_t* ip, std::uint32_t room) noexcept {
     const std::uint16_t total = load_be16(ip + 2);
-    return (ip[0] == 0x45) & (total >= Ipv4Hdr::kSize) & (total <= room) & ipv4_header_checksum_ok(ip);
+    return (ip[0] == 0x45) & (total >= Ipv4Hdr::kSize) & (total <= room);
 }
 
 // Drop::kCount when the frame is IPv4 fit to forward, else why not: the
@@ -95,7 +97,11 @@ unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned co
                 index_[lookups++] = static_cast<std::uint8_t>(i);
                 continue;
             }
-            const Step step = to_node(p, counters);
+            Step step = to_node(p, counters);
+            if (step <= Step::kVxlanDecapped && !ipv4_header_checksum_ok(&ip_of(p))) [[unlikely]] {
+                counters.count(Drop::kBadChecksum);   // this pass does not know where it goes: checked at once
+                step = Step::kDropped;
+            }
             ++to_node_steps[static_cast<unsigned>(step)];
             if (step <= Step::kVxlanDecapped) {   // forwarded by the inner destination
                 dst_[lookups] = ip_of(p).destination();
@@ -186,7 +192,7 @@ bool Forwarder::decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept {
     // moves over the outer one: read right after the move, its first bytes
     // would wait for the moved ones (a store-forwarding stall).
     const std::uint32_t room = pkt.len - kEthIp;
-    const bool inner_plain = room >= Ipv4Hdr::kSize && plain_ipv4_header(pkt.data + kEthIp, room);
+    const bool inner_plain = room >= Ipv4Hdr::kSize && plain_ipv4_shape(pkt.data + kEthIp, room);
     strip_after_ethernet(pkt, Ipv4Hdr::kSize);
     if (!inner_plain) [[unlikely]] {
         if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {   // the exact reason
@@ -226,9 +232,11 @@ bool Forwarder::decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept {
     pkt.data += kVxlanOverhead;
     pkt.len -= kVxlanOverhead;
     pkt.headroom += kVxlanOverhead;
-    if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {
-        counters.count(d);
-        return false;
+    if (!plain_ipv4(pkt, /*checksum_verified=*/true)) [[unlikely]] {
+        if (const Drop d = classify_ipv4(pkt); d != Drop::kCount) {   // the exact reason
+            counters.count(d);
+            return false;
+        }
     }
     pkt.len = EtherHdr::kSize + ip_of(pkt).length();
     return true;

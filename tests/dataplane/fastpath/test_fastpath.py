@@ -106,6 +106,16 @@ class Ipip(FastPathCase):
         self.assert_counters(r, actions={"ipip_decap": 2, "to_host": 1, "host_gw": 1},
                              drops={"ipip_unknown_source": 1})
 
+    def test_inner_bad_checksum_to_a_local_pod_is_the_kernels(self):
+        # Only packets forwarded again have their inner checksum verified:
+        # the kernel verifies what it receives, so it gets this one as is.
+        inner = raw(inner_ip(LOCAL_POD))
+        bad = inner[:10] + b"\xbe\xef" + inner[12:]
+        r = self.forward([ipip_from(N4_IP, IP(bad)), vxlan_from(N5_IP, IP(bad))], port="uplink")
+        self.assertEqual(r.uplink, [])
+        self.assertEqual([f[14:] for f in r.host], [bad, bad], "inner packets unchanged, checksum and all")
+        self.assert_counters(r, actions={"ipip_decap": 1, "vxlan_decap": 1, "to_host": 2})
+
     def test_ipip_from_host_port_is_not_decapsulated(self):
         # Only the uplink decapsulates: from the host port, an IPIP packet to
         # the node IP is routed by its outer destination (no route here).
@@ -358,9 +368,14 @@ DROP_CASES = {
     "vxlan_fragment_mf": ("tunnel_fragment", 1, "uplink",
                           [from_uplink(IP(src=N5_IP, dst=NODE_IP, flags="MF") / UDP(sport=51000, dport=4789) /
                                        VXLAN(vni=1) / Ether(dst=VTEP_MAC) / inner_ip(LOCAL_POD))]),
+    # A decapsulated packet forwarded again has its header checked; one for
+    # a local pod goes to the kernel, which checks it (Ipip, Vxlan).
     "ipip_inner_bad_checksum": ("bad_checksum", 1, "uplink",
-                                [ipip_from(N4_IP, IP(raw(inner_ip(LOCAL_POD))[:10] + b"\xbe\xef" +
-                                                     raw(inner_ip(LOCAL_POD))[12:]))]),
+                                [ipip_from(N4_IP, IP(raw(inner_ip(HOSTGW_POD))[:10] + b"\xbe\xef" +
+                                                     raw(inner_ip(HOSTGW_POD))[12:]))], {"ipip_decap": 1}),
+    "vxlan_inner_bad_checksum": ("bad_checksum", 1, "uplink",
+                                 [vxlan_from(N5_IP, IP(raw(inner_ip(HOSTGW_POD))[:10] + b"\xbe\xef" +
+                                                       raw(inner_ip(HOSTGW_POD))[12:]))], {"vxlan_decap": 1}),
     "vxlan_inner_arp": ("not_ipv4", 1, "uplink",
                         [from_uplink(IP(src=N5_IP, dst=NODE_IP) / UDP(sport=51000, dport=4789, chksum=0) /
                                      VXLAN(vni=1) / Ether(dst=VTEP_MAC, src=N5_VTEP) / ARP(pdst=LOCAL_POD))]),
