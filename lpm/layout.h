@@ -22,12 +22,33 @@
 // table stays cache-resident where DIR-24-8's 64 MiB tbl24 does not, and a
 // /8 rewrites 1,024 directory entries, not 65,536.
 //
+// The dense window: inside one prefix fixed at creation (Capacity, default
+// 10.0.0.0/8, the pod supernet) the trie is also stored uncompressed, as
+//
+//   window[(addr - window_base) >> 8]  a 64-bit entry per /24: the fallback
+//                     of its /18 slot (high word) and its leaf (low word),
+//                     the leaf array expanded. A lookup there is one load,
+//                     plus a group load under a prefix longer than /24:
+//                     DIR-24-8's cost, in 512 KiB for a /8 instead of 64 MiB.
+//
+// Window entries carry the fallback beside the leaf, not folded into it,
+// because a group's entries are kNoRoute where only the fallback covers them
+// (groups are shared with the leaf arrays, and a fallback change must not
+// copy every group below it). Readers never read the directory for an
+// address inside the window; the writer keeps both, the trie (which
+// recovery traces) and its expansion, and stores a slot's window entries
+// right after its directory entry.
+//
 // Concurrency: one writer, wait-free readers. Leaf arrays and groups are
 // immutable while reachable: the writer builds new ones (copy-on-write) and
 // switches a slot with one 64-bit store of its directory entry, which carries
 // the fallback with it, so a reader sees each slot wholly as it was before or
-// after a commit. Unreachable arrays and groups are reused only after every
-// registered reader has passed a quiescent state (QSBR).
+// after a commit. In the window the unit is the /24: each entry switches
+// from its old value to its new one in one 64-bit store (never through
+// "no route"), after the groups it names were written. Unreachable arrays
+// and groups (unlinked from the directory's leaf arrays and from the window)
+// are reused only after every registered reader has passed a quiescent
+// state (QSBR).
 #pragma once
 
 #include <atomic>
@@ -42,7 +63,8 @@ namespace podfwd::lpm {
 inline constexpr std::uint64_t kSegmentMagic = 0x31544c4457464f50ULL;   // "POFWDLT1"
 // 2: reader liveness is an OFD lock per slot (lpm/README.md), not pid + start
 // time; a reader of version 1 would take no lock and be reaped at once.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// 3: the dense window (a region, its offsets and two capacity fields).
+inline constexpr std::uint32_t kLayoutVersion = 3;
 
 inline constexpr unsigned kDirBits = 18;
 inline constexpr std::uint32_t kDirEntries = 1u << kDirBits;
@@ -64,6 +86,19 @@ constexpr std::uint64_t dir_entry(std::uint32_t leaf_base, NextHopId fallback) n
 }
 constexpr std::uint32_t leaf_base_of(std::uint64_t entry) noexcept { return static_cast<std::uint32_t>(entry); }
 constexpr NextHopId fallback_of(std::uint64_t entry) noexcept { return static_cast<NextHopId>(entry >> 32); }
+
+// A window entry: like a directory entry, the fallback in the high word, but
+// the low word is the leaf itself (a next hop, kNoRoute or a group leaf).
+// Zero: no route.
+constexpr std::uint64_t window_entry(NextHopId leaf, NextHopId fallback) noexcept {
+    return std::uint64_t{fallback} << 32 | leaf;
+}
+constexpr NextHopId leaf_of(std::uint64_t window_entry) noexcept { return static_cast<NextHopId>(window_entry); }
+// The window of a capacity: its first address and its size in addresses
+// (0: no window, so that `addr - base < span` never holds).
+constexpr std::uint32_t window_span(std::uint32_t len) noexcept {
+    return len == kNoDenseWindow ? 0 : std::uint32_t{1} << (32 - len);
+}
 
 // One reader registration (an lcore, a CLI invocation). Written by the reader;
 // the writer only reads it, except to free the slot of a reader that died.
@@ -105,6 +140,8 @@ struct alignas(64) SegmentHeader {
     std::uint64_t readers_offset;
     std::uint64_t readers_bytes;
     std::uint64_t dir_offset;
+    std::uint64_t window_offset;
+    std::uint64_t window_bytes;   // 8 per /24 of the window, page-aligned; 0: no window
     std::uint64_t leaves_offset;
     std::uint64_t groups_offset;
     std::uint64_t nh_map_offset;
@@ -171,10 +208,21 @@ static_assert(sizeof(void*) == 8, "the guard windows need a 64-bit address space
 // corrupt segment: NextHopTable::get (reader.h) bounds them where they become
 // an index. The writer's TrieView points into its own mapping: it reads only
 // what it wrote.
+//
+// The dense window needs no guard window: its index is formed from the
+// address and window_base/window_span alone, which come from the geometry
+// validated at open (never reread from the header), and the region holds
+// window_span >> 8 entries inside the mapped file. What a window entry holds
+// becomes an index only as a group leaf, through group_index, which clears
+// kGroupFlag: below 2^31 entries, inside the groups' guard window like any
+// leaf's. Its fallback is an answer, bounded by NextHopTable::get.
 struct TrieView {
     const std::atomic<std::uint64_t>* dir = nullptr;
     const NextHopId* leaves = nullptr;
     const NextHopId* groups = nullptr;
+    const std::atomic<std::uint64_t>* window = nullptr;
+    Ipv4Addr window_base = 0;
+    std::uint32_t window_span = 0;   // 0: no window
 
     // leaves[] index of the leaf of /24 position (addr >> 8) & 63 in the
     // array at `base`: runs started at or before the position, counted by
@@ -190,24 +238,36 @@ struct TrieView {
     static std::uint32_t group_index(NextHopId leaf, Ipv4Addr addr) noexcept {
         return (leaf & ~kGroupFlag) | (addr & 0xff);
     }
+    // Inside the window the entry is the leaf and the fallback in one load;
+    // elsewhere the directory gives the fallback and the leaf array the leaf.
     NextHopId lookup(Ipv4Addr addr) const noexcept {
-        const std::uint64_t entry = dir[addr >> kDirShift].load(std::memory_order_acquire);
-        NextHopId leaf = leaves[leaf_index(leaves, leaf_base_of(entry), addr)];
+        std::uint64_t entry;
+        NextHopId leaf;
+        if (const std::uint32_t off = addr - window_base; off < window_span) {
+            entry = window[off >> 8].load(std::memory_order_acquire);
+            leaf = leaf_of(entry);
+        } else {
+            entry = dir[addr >> kDirShift].load(std::memory_order_acquire);
+            leaf = leaves[leaf_index(leaves, leaf_base_of(entry), addr)];
+        }
         if (leaf & kGroupFlag)
             leaf = groups[group_index(leaf, addr)];
         return leaf != kNoRoute ? leaf : fallback_of(entry);
     }
 
     // Bulk lookup in two passes over the burst, so that the loads of each
-    // pass are independent and in flight together: directory entries and
-    // leaves, then tbl8 groups. The table's pointers are copied to locals:
-    // the acquire loads are compiler barriers, and members would be reloaded
-    // from memory at each of them.
+    // pass are independent and in flight together: window or directory
+    // entries and leaves, then tbl8 groups. The table's pointers are copied
+    // to locals: the acquire loads are compiler barriers, and members would
+    // be reloaded from memory at each of them.
     void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
         constexpr std::size_t kChunk = 32;
         const std::atomic<std::uint64_t>* const d = dir;
         const NextHopId* const l = leaves;
         const NextHopId* const g = groups;
+        const std::atomic<std::uint64_t>* const w = window;
+        const Ipv4Addr w_base = window_base;
+        const std::uint32_t w_span = window_span;
         NextHopId fallback[kChunk];
         for (std::size_t i = 0; i < n; i += kChunk) {
             const std::size_t m = n - i < kChunk ? n - i : kChunk;
@@ -217,9 +277,15 @@ struct TrieView {
                 // In a local: the acquire load is a compiler barrier, a[k]
                 // would be loaded again after it.
                 const Ipv4Addr addr = a[k];
-                const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
-                o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
-                fallback[k] = fallback_of(entry);
+                if (const std::uint32_t off = addr - w_base; off < w_span) {
+                    const std::uint64_t entry = w[off >> 8].load(std::memory_order_acquire);
+                    o[k] = leaf_of(entry);
+                    fallback[k] = fallback_of(entry);
+                } else {
+                    const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
+                    o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
+                    fallback[k] = fallback_of(entry);
+                }
             }
             for (std::size_t k = 0; k < m; ++k) {
                 NextHopId leaf = o[k];

@@ -48,6 +48,8 @@ void initialise(SegmentHeader& header, const Capacity& capacity, const Geometry&
     header.readers_offset = g.readers_offset;
     header.readers_bytes = g.readers_bytes;
     header.dir_offset = g.dir_offset;
+    header.window_offset = g.window_offset;
+    header.window_bytes = g.window_bytes;
     header.leaves_offset = g.leaves_offset;
     header.groups_offset = g.groups_offset;
     header.nh_map_offset = g.nh_map_offset;
@@ -116,6 +118,15 @@ Result<Geometry> Geometry::of(const Capacity& c) {
         c.reader_slots == 0 || c.reader_slots > 4096 || c.max_groups == 0 || c.max_groups > kMaxGroups)
         return Error{Errc::kInvalidArgument,
                      "capacity out of range (routes 1..16M, next hops 1..4M, readers 1..4096, groups 1..4M-1)"};
+    if (c.dense_window_len == kNoDenseWindow ? c.dense_window_addr != 0
+                                             : c.dense_window_len < kMinDenseWindowLen ||
+                                                   c.dense_window_len > kMaxDenseWindowLen ||
+                                                   (c.dense_window_addr & ~prefix_mask(c.dense_window_len)) != 0)
+        return Error{Errc::kInvalidArgument,
+                     "dense window " + format_ipv4(c.dense_window_addr) + "/" + std::to_string(c.dense_window_len) +
+                         " is not a prefix of length " + std::to_string(kMinDenseWindowLen) + ".." +
+                         std::to_string(kMaxDenseWindowLen) + " without host bits (length " +
+                         std::to_string(kNoDenseWindow) + " with address 0.0.0.0: no window)"};
     Geometry g;
     g.capacity = c;
     // A route adds at most two runs of leaves to its slot, a slot adds a
@@ -130,7 +141,12 @@ Result<Geometry> Geometry::of(const Capacity& c) {
     g.readers_offset = kPage;
     g.readers_bytes = align_up(std::uint64_t{c.reader_slots} * sizeof(ReaderSlotData), kPage);
     g.dir_offset = align_up(g.readers_offset + g.readers_bytes, kLargeAlign);
-    g.leaves_offset = align_up(g.dir_offset + std::uint64_t{kDirEntries} * sizeof(std::uint64_t), kLargeAlign);
+    // The window after the directory: both are read by every lookup.
+    g.window_base = c.dense_window_addr;
+    g.window_span = lpm::window_span(c.dense_window_len);
+    g.window_offset = g.dir_offset + std::uint64_t{kDirEntries} * sizeof(std::uint64_t);
+    g.window_bytes = align_up(std::uint64_t{g.window_span >> 8} * sizeof(std::uint64_t), kPage);
+    g.leaves_offset = align_up(g.window_offset + g.window_bytes, kLargeAlign);
     g.groups_offset = align_up(g.leaves_offset + std::uint64_t{g.leaf_capacity} * sizeof(NextHopId), kLargeAlign);
     g.nh_map_offset = align_up(g.groups_offset + std::uint64_t{g.group_capacity} * kGroupEntries * sizeof(NextHopId),
                                kPage);
@@ -143,7 +159,8 @@ Result<Geometry> Geometry::of(const Capacity& c) {
 bool Geometry::matches(const SegmentHeader& h) const noexcept {
     return h.group_capacity == group_capacity && h.leaf_capacity == leaf_capacity &&
            h.nh_record_capacity == nh_record_capacity && h.readers_offset == readers_offset &&
-           h.readers_bytes == readers_bytes && h.dir_offset == dir_offset && h.leaves_offset == leaves_offset &&
+           h.readers_bytes == readers_bytes && h.dir_offset == dir_offset && h.window_offset == window_offset &&
+           h.window_bytes == window_bytes && h.leaves_offset == leaves_offset &&
            h.groups_offset == groups_offset && h.nh_map_offset == nh_map_offset &&
            h.nh_records_offset == nh_records_offset && h.routes_offset == routes_offset &&
            h.segment_bytes == segment_bytes;
@@ -213,12 +230,16 @@ Result<std::shared_ptr<Mapping>> Mapping::open_writer(const std::string& name, c
     } else {
         if (auto s = validate(mapping->header(), size, name); !s)
             return std::move(s).error();
-        if (!(mapping->header().capacity == capacity))
+        if (const Capacity& had = mapping->header().capacity; !(had == capacity))
             return Error{Errc::kIncompatible,
                          segment_path(name) + " was created with another capacity (routes " +
-                             std::to_string(mapping->header().capacity.max_routes) + ", next hops " +
-                             std::to_string(mapping->header().capacity.max_nexthops) + ", readers " +
-                             std::to_string(mapping->header().capacity.reader_slots) + ")"};
+                             std::to_string(had.max_routes) + ", next hops " + std::to_string(had.max_nexthops) +
+                             ", readers " + std::to_string(had.reader_slots) + ", groups " +
+                             std::to_string(had.max_groups) + ", dense window " +
+                             (had.dense_window_len == kNoDenseWindow
+                                  ? std::string("none")
+                                  : format_ipv4(had.dense_window_addr) + "/" + std::to_string(had.dense_window_len)) +
+                             ")"};
     }
     mapping->header().writer_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     created = fresh;

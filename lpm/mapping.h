@@ -30,9 +30,13 @@ struct Geometry {
     std::uint32_t nh_record_capacity = 0;
     std::uint64_t readers_offset = 0, readers_bytes = 0;
     std::uint64_t dir_offset = 0, leaves_offset = 0, groups_offset = 0;
+    std::uint64_t window_offset = 0, window_bytes = 0;
+    Ipv4Addr window_base = 0;
+    std::uint32_t window_span = 0;   // addresses; 0: no window (layout.h)
     std::uint64_t nh_map_offset = 0, nh_records_offset = 0, routes_offset = 0;
     std::uint64_t segment_bytes = 0;
 
+    // kInvalidArgument naming the field for a capacity out of range.
     static Result<Geometry> of(const Capacity& capacity);
     bool matches(const SegmentHeader& header) const noexcept;
 };

@@ -58,7 +58,8 @@ TableView::TableView(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapp
     // reread from the header: later writes to it cannot move or widen them.
     const Geometry& g = mapping_->geometry();
     trie_ = TrieView{mapping_->region<const std::atomic<std::uint64_t>>(g.dir_offset), mapping_->leaf_window(),
-                     mapping_->group_window()};
+                     mapping_->group_window(), mapping_->region<const std::atomic<std::uint64_t>>(g.window_offset),
+                     g.window_base, g.window_span};
     nexthops_ = NextHopTable{mapping_->region<const std::atomic<std::uint32_t>>(g.nh_map_offset),
                              mapping_->region<const NextHop>(g.nh_records_offset), g.capacity.max_nexthops,
                              g.nh_record_capacity};

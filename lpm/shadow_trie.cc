@@ -234,6 +234,33 @@ void ShadowTrie::republish(std::uint32_t slot, std::vector<Retired> old) {
     mark_dirty(slot);
 }
 
+void ShadowTrie::republish_window() {
+    for (std::uint32_t slot = arrays_.window_base >> kDirShift; slot < kDirEntries; ++slot) {
+        if (arrays_.window_part(slot).second == 0)
+            break;
+        republish(slot, {});
+    }
+}
+
+// The slot's /24s inside the window, each switched in one store from its old
+// value to its new one: never through kNoRoute, so that a batch replacing a
+// /32 by a covering /16 never shows a shorter route in between. Release: the
+// groups an entry names were written before it.
+void ShadowTrie::store_window(std::uint32_t dir_slot) {
+    const auto [first, count] = arrays_.window_part(dir_slot);
+    if (count == 0)
+        return;
+    const Slot* slot = slot_of_[dir_slot] != 0 ? &slots_[slot_of_[dir_slot]] : nullptr;
+    const NextHopId fallback = nexthop_of(fallback_[dir_slot]);
+    const unsigned first_pos = position_of(arrays_.window_base + (first << 8));
+    for (std::uint32_t k = 0; k < count; ++k) {
+        const std::uint64_t value = window_entry(slot ? leaf_value(*slot, first_pos + k) : kNoRoute, fallback);
+        std::atomic<std::uint64_t>& entry = arrays_.window[first + k];
+        if (entry.load(std::memory_order_relaxed) != value)
+            entry.store(value, std::memory_order_release);
+    }
+}
+
 // Builds the slot's leaf array: leafvec, then the run-compressed leaves.
 bool ShadowTrie::compile(Slot& slot, std::vector<Retired>& retired) {
     std::array<NextHopId, kLeafHeader + 64> array;
@@ -241,7 +268,7 @@ bool ShadowTrie::compile(Slot& slot, std::vector<Retired>& retired) {
     std::uint64_t leafvec = 0;
     std::uint32_t count = 0;
     for (unsigned pos = 0; pos < (1u << kSubBits); ++pos) {
-        const NextHopId value = slot.group(pos) != 0 ? group_leaf(slot.group(pos)) : nexthop_of(slot.entry[pos]);
+        const NextHopId value = leaf_value(slot, pos);
         if (count == 0 || runs[count - 1] != value) {
             leafvec |= std::uint64_t{1} << pos;
             runs[count++] = value;
@@ -285,6 +312,7 @@ Status ShadowTrie::publish(std::vector<Retired>& retired) {
         }
         // Release: the leaf array it names was written first.
         arrays_.dir[dir_slot].store(dir_entry(base, nexthop_of(fallback_[dir_slot])), std::memory_order_release);
+        store_window(dir_slot);
         slot_dirty_[dir_slot] = 0;
         if (auto it = slot_garbage_.find(dir_slot); it != slot_garbage_.end()) {
             retired.insert(retired.end(), it->second.begin(), it->second.end());

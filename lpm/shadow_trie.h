@@ -14,8 +14,12 @@
 // about to change is first copied to a draft (copy-on-write, once per
 // commit), and publish() gives each changed slot a new leaf array and
 // switches the slot with one 64-bit directory store. A reader therefore sees
-// each slot wholly before or wholly after a commit. What a slot no longer
-// reaches is retired.
+// each slot wholly before or wholly after a commit. Right after that store,
+// the slot's /24s inside the dense window (layout.h) get their new entries,
+// one 64-bit store each where the value changes, so that a window entry
+// goes from the old value straight to the new one. What a slot no longer
+// reaches is retired only then: unlinked from the leaf arrays and the
+// window alike.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -79,6 +84,20 @@ struct TrieArrays {
     std::atomic<std::uint64_t>* dir;
     NextHopId* leaves;
     NextHopId* groups;
+    std::atomic<std::uint64_t>* window;   // the dense window (layout.h)
+    Ipv4Addr window_base;
+    std::uint32_t window_span;            // 0: none
+
+    // The /24s of directory slot `slot` inside the window: window indices
+    // [first, first + count), count 0 if none (at most 64).
+    std::pair<std::uint32_t, std::uint32_t> window_part(std::uint32_t slot) const noexcept {
+        const std::uint64_t lo = std::max<std::uint64_t>(std::uint64_t{slot} << kDirShift, window_base);
+        const std::uint64_t hi = std::min<std::uint64_t>((std::uint64_t{slot} + 1) << kDirShift,
+                                                         std::uint64_t{window_base} + window_span);
+        if (lo >= hi)
+            return {0, 0};
+        return {static_cast<std::uint32_t>((lo - window_base) >> 8), static_cast<std::uint32_t>((hi - lo) >> 8)};
+    }
 };
 
 class ShadowTrie {
@@ -101,11 +120,17 @@ public:
     // Recovery: `slot` is to be stored anew; `old` are the arrays its
     // published entry reaches, retired once it is.
     void republish(std::uint32_t slot, std::vector<Retired> old);
+    // Recovery: every slot the window covers is stored anew, and with it
+    // every window entry, whatever the region held.
+    void republish_window();
 
     // Walks the published trie, calling visit(slot, Retired) for every
-    // reachable leaf array and group inside its pool. Returns the number of
-    // slots whose entry reaches outside the pools (corrupt): what lies
-    // outside is never handed out anyway, and the slot is rebuilt.
+    // reachable leaf array and group inside its pool, the groups that window
+    // entries name included (a writer killed between a slot's directory
+    // store and its window stores leaves the window naming other groups).
+    // Returns the number of slots and window entries that reach outside the
+    // pools (corrupt): what lies outside is never handed out anyway, and the
+    // slot is rebuilt.
     template <class Visit>
     static std::uint32_t trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
                                Visit&& visit);
@@ -156,6 +181,10 @@ private:
                         Pred pred);
     void release_slot_if_empty(std::uint32_t dir_slot);
     bool compile(Slot& slot, std::vector<Retired>& retired);
+    static NextHopId leaf_value(const Slot& slot, unsigned pos) noexcept {
+        return slot.group(pos) != 0 ? group_leaf(slot.group(pos)) : static_cast<NextHopId>(slot.entry[pos] >> 8);
+    }
+    void store_window(std::uint32_t dir_slot);
     std::size_t group_arrays_bytes() const noexcept;
 
     TrieArrays arrays_;
@@ -202,6 +231,17 @@ std::uint32_t ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_cap
             }
             visit(slot, Retired{PoolKind::kGroups, group, 1});
         }
+    }
+    for (std::uint32_t i = 0; i < (arrays.window_span >> 8); ++i) {
+        const NextHopId leaf = leaf_of(arrays.window[i].load(std::memory_order_acquire));
+        if (!(leaf & kGroupFlag))
+            continue;
+        const std::uint32_t group = group_of_leaf(leaf);
+        if (group == 0 || group >= group_capacity) {
+            ++corrupt;
+            continue;
+        }
+        visit((arrays.window_base + (i << 8)) >> kDirShift, Retired{PoolKind::kGroups, group, 1});
     }
     return corrupt;
 }

@@ -65,6 +65,10 @@ struct Route {
 // below 2^23, where a group's leaf would collide with group 0's (layout.h).
 inline constexpr std::uint32_t kMaxGroups = (1u << 22) - 1;
 
+inline constexpr std::uint32_t kNoDenseWindow = 0;     // Capacity::dense_window_len: no window
+inline constexpr unsigned kMinDenseWindowLen = 8;      // 2^16 entries, 512 KiB
+inline constexpr unsigned kMaxDenseWindowLen = 24;     // one entry
+
 // Fixed at segment creation. Pools are sized from these; the segment is sparse,
 // so capacity costs address space, and memory only as it is used.
 struct Capacity {
@@ -72,6 +76,11 @@ struct Capacity {
     std::uint32_t max_nexthops = 1u << 16;   // ids 1..max_nexthops
     std::uint32_t reader_slots = 64;         // concurrent reader threads (lcores, CLI)
     std::uint32_t max_groups = 1u << 17;     // /24s holding longer prefixes (1 KiB each; twice reserved for copy-on-write)
+    // The dense window (layout.h): every /24 inside this prefix answered in
+    // one load, 8 bytes each (a /8: 512 KiB). Lengths 8..24, host bits
+    // clear; length kNoDenseWindow (with address 0): no window.
+    Ipv4Addr dense_window_addr = 0x0a000000u;   // 10.0.0.0/8: the usual pod supernet
+    std::uint32_t dense_window_len = 8;
     friend bool operator==(const Capacity&, const Capacity&) = default;
 };
 

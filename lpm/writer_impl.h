@@ -45,7 +45,9 @@ public:
     Impl(std::shared_ptr<Mapping> mapping, const Options& options)
         : mapping_(std::move(mapping)), header_(mapping_->header()), options_(options),
           arrays_{mapping_->region<std::atomic<std::uint64_t>>(header_.dir_offset),
-                  mapping_->region<NextHopId>(header_.leaves_offset), mapping_->region<NextHopId>(header_.groups_offset)},
+                  mapping_->region<NextHopId>(header_.leaves_offset), mapping_->region<NextHopId>(header_.groups_offset),
+                  mapping_->region<std::atomic<std::uint64_t>>(mapping_->geometry().window_offset),
+                  mapping_->geometry().window_base, mapping_->geometry().window_span},
           nh_map_(mapping_->region<std::atomic<std::uint32_t>>(header_.nh_map_offset)),
           nh_records_(mapping_->region<NextHop>(header_.nh_records_offset)),
           route_records_(mapping_->region<std::atomic<std::uint64_t>>(header_.routes_offset)),
@@ -80,7 +82,9 @@ public:
     std::size_t route_count() const noexcept { return routes_.size(); }
 
     NextHopId lookup(Ipv4Addr addr) const noexcept {
-        return TrieView{arrays_.dir, arrays_.leaves, arrays_.groups}.lookup(addr);
+        return TrieView{arrays_.dir,    arrays_.leaves,      arrays_.groups,
+                        arrays_.window, arrays_.window_base, arrays_.window_span}
+            .lookup(addr);
     }
     TableStats stats() const noexcept;
     std::size_t resident_bytes() const;

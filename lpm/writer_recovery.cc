@@ -266,6 +266,8 @@ Status TableWriter::Impl::recover() {
     for (std::uint32_t slot = 0; slot < kDirEntries; ++slot)
         if (republish[slot] || arrays_.dir[slot].load(std::memory_order_relaxed) != 0)
             trie_.republish(slot, {});
+    // The window is derived data: every entry is recomputed, garbage included.
+    trie_.republish_window();
     if (auto s = commit(); !s)
         return s;
     // Every slot now names its new arrays: the old ones go, once each.

@@ -87,7 +87,9 @@ public:
         const auto& h = *reinterpret_cast<const lpm::SegmentHeader*>(bytes);
         trie_ = lpm::TrieView{reinterpret_cast<const std::atomic<std::uint64_t>*>(bytes + h.dir_offset),
                               reinterpret_cast<const NextHopId*>(bytes + h.leaves_offset),
-                              reinterpret_cast<const NextHopId*>(bytes + h.groups_offset)};
+                              reinterpret_cast<const NextHopId*>(bytes + h.groups_offset),
+                              reinterpret_cast<const std::atomic<std::uint64_t>*>(bytes + h.window_offset),
+                              h.capacity.dense_window_addr, lpm::window_span(h.capacity.dense_window_len)};
     }
     ~UnguardedLookup() { ::munmap(base_, size_); }
     UnguardedLookup(const UnguardedLookup&) = delete;

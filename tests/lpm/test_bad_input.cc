@@ -335,17 +335,27 @@ TEST_F(BadInput, SecondWriterInSameProcessIsBusy) {
 
 TEST_F(BadInput, ReopenWithDifferentCapacityIsIncompatible) {
     close_writer();
-    std::vector<Capacity> others(5, kSmall);
+    std::vector<Capacity> others(8, kSmall);
     others[0].max_routes *= 2;
     others[1].max_nexthops *= 2;
     others[2].reader_slots *= 2;
     others[3].max_groups /= 2;
     others[4] = Capacity{};
+    others[5].dense_window_len = 16;             // another window size
+    // The same geometry, only the window moved: the capacity compare refuses it.
+    others[6].dense_window_addr = 0x0b000000u;
+    others[7].dense_window_addr = 0;
+    others[7].dense_window_len = kNoDenseWindow;
     for (const Capacity& c : others) {
         TableWriter::Options o = small_options();
         o.capacity = c;
-        EXPECT_TRUE(HasErrc(TableWriter::open(guard_.name(), o), Errc::kIncompatible))
-            << c.max_routes << "/" << c.max_nexthops << "/" << c.reader_slots << "/" << c.max_groups;
+        auto w = TableWriter::open(guard_.name(), o);
+        EXPECT_TRUE(HasErrc(w, Errc::kIncompatible))
+            << c.max_routes << "/" << c.max_nexthops << "/" << c.reader_slots << "/" << c.max_groups << "/"
+            << format_ipv4(c.dense_window_addr) << "/" << c.dense_window_len;
+        if (!w && c.dense_window_addr != kSmall.dense_window_addr) {
+            EXPECT_NE(w.error().message.find("dense window 10.0.0.0/8"), std::string::npos) << w.error().message;
+        }
     }
     ASSERT_NO_FATAL_FAILURE(open_writer(/*expect_recovered=*/true));
     expect_intact("reopen with the original capacity");
@@ -360,6 +370,34 @@ TEST(BadCapacity, GroupsPastTheLeafEncodingAreRefused) {
     EXPECT_TRUE(HasErrc(TableWriter::open(guard.name(), o), Errc::kInvalidArgument));
     EXPECT_EQ(group_of_leaf(group_leaf(2 * kMaxGroups)), 2 * kMaxGroups) << "the largest group id round-trips";
     EXPECT_NE(group_leaf(2 * kMaxGroups), group_leaf(0));
+}
+
+// The dense window: /8../24 without host bits, or none (length 0, address 0).
+TEST(BadCapacity, BadDenseWindowsAreRefusedWithTheirPrefix) {
+    SegmentGuard guard;
+    const std::pair<Ipv4Addr, std::uint32_t> bad[] = {
+        {0x0a000000u, 7}, {0x0a000000u, 25}, {0x0a000000u, 32}, {0x0a000000u, 33}, {0xffffffffu, 255},
+        {0x0a000001u, 8}, {0x0a010280u, 24}, {0x0a000000u, kNoDenseWindow}, {0, 1}};
+    for (const auto& [addr, len] : bad) {
+        TableWriter::Options o;
+        o.capacity = Capacity{.max_routes = 64, .max_nexthops = 4, .reader_slots = 4, .max_groups = 4,
+                              .dense_window_addr = addr, .dense_window_len = len};
+        auto w = TableWriter::open(guard.name(), o);
+        ASSERT_TRUE(HasErrc(w, Errc::kInvalidArgument)) << format_ipv4(addr) << "/" << len;
+        EXPECT_NE(w.error().message.find("dense window " + format_ipv4(addr) + "/" + std::to_string(len)),
+                  std::string::npos)
+            << w.error().message;
+        EXPECT_FALSE(std::filesystem::exists(guard.path())) << "a refused capacity created the segment";
+    }
+    for (const auto& [addr, len] : {std::pair<Ipv4Addr, std::uint32_t>{0, kNoDenseWindow}, {0x0a000000u, 8},
+                                    {0x0a010200u, 24}, {0xff000000u, 8}, {0x0a100000u, 12}}) {
+        SegmentGuard ok_guard;
+        TableWriter::Options o;
+        o.capacity = Capacity{.max_routes = 64, .max_nexthops = 4, .reader_slots = 4, .max_groups = 4,
+                              .dense_window_addr = addr, .dense_window_len = len};
+        EXPECT_TRUE(IsOk(TableWriter::open(ok_guard.name(), o))) << format_ipv4(addr) << "/" << len;
+        EXPECT_TRUE(IsOk(TableView::open(ok_guard.name()))) << format_ipv4(addr) << "/" << len;
+    }
 }
 
 TEST_F(BadInput, UnlinkRemovesTheNameNotTheMappings) {

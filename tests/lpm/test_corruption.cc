@@ -119,6 +119,7 @@ TEST_F(Corruption, GarbageInTheSegmentBodyNeverCrashesAReader) {
         {h.leaves_offset, std::uint64_t{h.leaf_capacity} * 4},
         {h.groups_offset, std::uint64_t{h.group_capacity} * kGroupEntries * 4},
         {h.nh_map_offset, (std::uint64_t{max_nexthops} + 1) * 4},
+        {h.window_offset, h.window_bytes},
     };
 
     std::atomic<bool> stop{false};
@@ -132,8 +133,9 @@ TEST_F(Corruption, GarbageInTheSegmentBodyNeverCrashesAReader) {
                 ++bad_pointers;
         };
         while (!stop.load(std::memory_order_relaxed)) {
+            // Half in the dense window (10.0.0.0/8 by default), half anywhere.
             for (auto& a : addrs)
-                a = r.u32();
+                a = r.chance(0.5) ? r.u32() : (0x0a000000u | (r.u32() & 0x00ffffffu));
             view->lookup_bulk(addrs.data(), out.data(), addrs.size());
             for (std::size_t k = 0; k < addrs.size(); ++k) {
                 judge_pointer(out[k]);
@@ -169,8 +171,10 @@ TEST_F(Corruption, GarbageInTheSegmentBodyNeverCrashesAReader) {
 // zero pages are an empty leaf array and an empty group, so the answer is the
 // entry's fallback. Before the windows, the bounds checks gave the same.
 TEST_F(Corruption, IndicesAtTheirLimitsReadNoRoute) {
-    ASSERT_NO_FATAL_FAILURE(
-        create(Capacity{.max_routes = 64, .max_nexthops = 16, .reader_slots = 4, .max_groups = 16}, 1));
+    // No dense window: these lookups are to read the directory and leaves.
+    ASSERT_NO_FATAL_FAILURE(create(Capacity{.max_routes = 64, .max_nexthops = 16, .reader_slots = 4, .max_groups = 16,
+                                            .dense_window_addr = 0, .dense_window_len = kNoDenseWindow},
+                                   1));
     // A /26 gives 10.0.0.0/14 its own leaf array: the leaf to point at a group.
     ASSERT_TRUE(IsOk(writer_->route_add(Prefix4{0x0a000000u, 26}, ids_[0])));
     ASSERT_NO_FATAL_FAILURE(commit_and_attach());
@@ -213,6 +217,100 @@ TEST_F(Corruption, IndicesAtTheirLimitsReadNoRoute) {
     EXPECT_EQ(view->lookup(in_26), fallback);
     EXPECT_EQ(view->nexthop(fallback), nullptr);
     EXPECT_FALSE(view->truncated());
+}
+
+}  // namespace
+}  // namespace podfwd::lpm::test
+
+namespace podfwd::lpm::test {
+namespace {
+
+// Every bit pattern a window entry can hold: its group leaf becomes an index
+// through group_index alone, which clears kGroupFlag and so stays inside the
+// groups' guard window (layout.h, TrieView). Past the file's groups the
+// window's zero pages answer kNoRoute, so the lookup gives the entry's
+// fallback word; below, whatever the groups hold. No fault either way.
+TEST_F(Corruption, WindowEntriesOfAnyBitsNeverCrashAReader) {
+    ASSERT_NO_FATAL_FAILURE(
+        create(Capacity{.max_routes = 64, .max_nexthops = 16, .reader_slots = 4, .max_groups = 16}, 2));
+    // Most of the window under no route at all: there the directory stays
+    // zero, and only the window's own rebuild clears the garbage below.
+    ASSERT_TRUE(IsOk(writer_->route_add(Prefix4{0x0a000000u, 16}, ids_[0])));
+    ASSERT_TRUE(IsOk(writer_->route_add(Prefix4{0x0a010200u, 26}, ids_[1])));   // a group
+    ASSERT_NO_FATAL_FAILURE(commit_and_attach());
+    const TableView* view = &*view_;
+    RawSegment& raw = *raw_;
+    const SegmentHeader& h = raw.header();
+    ASSERT_EQ(h.window_bytes, std::uint64_t{1} << 19) << "the default window: 10.0.0.0/8, 8 bytes per /24";
+    const std::uint64_t entries = h.window_bytes / 8;
+    const NextHopId fallback = 9;   // an id no record has
+    const auto set_all = [&](std::uint32_t leaf) {
+        for (std::uint64_t i = 0; i < entries; ++i) {
+            raw.store32(h.window_offset + i * 8, leaf);
+            raw.store32(h.window_offset + i * 8 + 4, fallback);
+        }
+    };
+    Rng rng(test_seed());
+    std::vector<Ipv4Addr> addrs(4096);
+    std::vector<NextHopId> bulk(addrs.size());
+    const auto lookups = [&] {
+        for (auto& a : addrs)
+            a = 0x0a000000u | (rng.u32() & 0x00ffffffu);
+        view->lookup_bulk(addrs.data(), bulk.data(), addrs.size());
+        std::vector<NextHopId> single;
+        for (const Ipv4Addr a : addrs)
+            single.push_back(view->lookup(a));
+        EXPECT_EQ(single, bulk);
+        return single;
+    };
+    // Group leaves past the groups region, up to the largest the bits allow.
+    const std::uint32_t past_groups = h.group_capacity;
+    for (const std::uint32_t leaf : {group_leaf(past_groups), group_leaf((1u << 23) - 1), 0xffffffffu, 0xffffff00u,
+                                     kGroupFlag | 0x7fffff7fu}) {
+        set_all(leaf);
+        for (const NextHopId answer : lookups())
+            EXPECT_EQ(answer, fallback) << std::hex << "leaf " << leaf;
+    }
+    // Any other bits: some answer, never a fault, never a pointer outside the records.
+    const NextHop* records_begin = view->nexthops().records;
+    const NextHop* records_end = records_begin + h.nh_record_capacity;
+    for (int round = 0; round < 64; ++round) {
+        for (std::uint64_t i = 0; i < entries; ++i) {
+            raw.store32(h.window_offset + i * 8, rng.chance(0.5) ? rng.u32() | kGroupFlag : rng.u32());
+            raw.store32(h.window_offset + i * 8 + 4, rng.u32());
+        }
+        for (const NextHopId answer : lookups()) {
+            const NextHop* nh = view->nexthop(answer);
+            EXPECT_TRUE(nh == nullptr || (nh >= records_begin && nh < records_end));
+        }
+    }
+    // A writer that re-attaches recomputes the whole window: the garbage goes.
+    slot_.reset();
+    view_.reset();
+    writer_.reset();
+    auto w = TableWriter::open(guard_.name(), TableWriter::Options{
+                                                  .capacity = Capacity{.max_routes = 64, .max_nexthops = 16,
+                                                                       .reader_slots = 4, .max_groups = 16}});
+    ASSERT_TRUE(IsOk(w));
+    EXPECT_TRUE(w->recovered());
+    auto v = TableView::open(guard_.name());
+    ASSERT_TRUE(IsOk(v));
+    EXPECT_EQ(v->lookup(0x0a000001u), ids_[0]);
+    EXPECT_EQ(v->lookup(0x0a00ffffu), ids_[0]);
+    EXPECT_EQ(v->lookup(0x0a010201u), ids_[1]);
+    EXPECT_EQ(v->lookup(0x0a010241u), kNoRoute);
+    EXPECT_EQ(v->lookup(0x0affffffu), kNoRoute);
+    EXPECT_EQ(v->lookup(0x0b000000u), kNoRoute);
+    for (std::uint64_t i = 0; i < entries; ++i) {
+        std::uint64_t entry;
+        std::memcpy(&entry, reinterpret_cast<const char*>(&h) + h.window_offset + i * 8, 8);
+        ASSERT_EQ(fallback_of(entry), i < 256 ? ids_[0] : kNoRoute) << "window entry " << i;
+        if (i != 0x0102) {   // 10.1.2.0/24, the /26's group
+            ASSERT_EQ(leaf_of(entry), kNoRoute) << "window entry " << i << " kept garbage";
+        } else {
+            ASSERT_TRUE(leaf_of(entry) & kGroupFlag);
+        }
+    }
 }
 
 }  // namespace

@@ -2,7 +2,11 @@
 // prefix length) under 100k random inserts interleaved with deletes, next-hop
 // changes and next-hop record updates, committed in random batches. After
 // every commit, random lookups go through TableView::lookup, lookup_bulk and
-// TableWriter::lookup and must all equal the reference.
+// TableWriter::lookup and must all equal the reference. Run with the dense
+// window (layout.h) over 10.0.0.0/8, over a /20 (smaller than a directory
+// slot) and without one; a good share of the prefixes and addresses fall in,
+// around and across the window, and now and then the writer restarts
+// (recovery), sometimes over a window full of garbage.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +20,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "lpm/layout.h"
 #include "lpm/reader.h"
 #include "lpm/writer.h"
 #include "tests/lpm/test_util.h"
@@ -75,12 +84,28 @@ private:
     std::unordered_map<std::uint64_t, std::size_t> index_;
 };
 
-class Differential : public ::testing::Test {
+struct WindowCase {
+    const char* name;
+    Ipv4Addr addr;
+    std::uint32_t len;   // kNoDenseWindow: none
+};
+const WindowCase kWindowCases[] = {
+    {"Window10_8", 0x0a000000u, 8},
+    {"NoWindow", 0, kNoDenseWindow},
+    {"Window10_1_16_0_20", 0x0a011000u, 20},
+};
+
+class Differential : public ::testing::TestWithParam<WindowCase> {
 protected:
     void SetUp() override {
-        TableWriter::Options options;
-        options.capacity.reader_slots = 8;
-        auto w = TableWriter::open(guard_.name(), options);
+        options_.capacity.reader_slots = 8;
+        options_.capacity.dense_window_addr = GetParam().addr;
+        options_.capacity.dense_window_len = GetParam().len;
+        // Without a window the same region gets the same prefixes: the trie's answers.
+        region_ = GetParam().len == kNoDenseWindow
+                      ? Prefix4{0x0a000000u, 8}
+                      : Prefix4{GetParam().addr, static_cast<std::uint8_t>(GetParam().len)};
+        auto w = TableWriter::open(guard_.name(), options_);
         ASSERT_TRUE(IsOk(w));
         writer_.emplace(*std::move(w));
         EXPECT_FALSE(writer_->recovered());
@@ -93,6 +118,21 @@ protected:
         slot_->offline();   // online only while this thread reads
         for (auto& region : hot12_)
             region = Prefix4{rng_.u32() & prefix_mask(12), 12};
+        for (std::size_t i = 0; i < 6; ++i)   // around the window
+            hot12_[i] = Prefix4{random_inside(rng_, region_) & prefix_mask(12), 12};
+        // Prefixes containing the window, equal to it, next to it, and
+        // straddling its edges and a directory slot's.
+        const unsigned len = region_.len;
+        for (const unsigned shorter : {0u, 1u, 2u, len - 1, len})
+            specials_.push_back(Prefix4{region_.addr & prefix_mask(shorter), static_cast<std::uint8_t>(shorter)});
+        // Beside it: the same length, and one shorter (10.0.0.0/8: 11.0.0.0/8, 8.0.0.0/7).
+        specials_.push_back(Prefix4{(region_.addr ^ (1u << (32 - len))) & prefix_mask(len), static_cast<std::uint8_t>(len)});
+        specials_.push_back(Prefix4{(region_.addr ^ (1u << (33 - len))) & prefix_mask(len - 1),
+                                    static_cast<std::uint8_t>(len - 1)});
+        for (const unsigned inner : {len + 1, len + 3, 17u, 18u, 19u, 24u, 25u, 32u})
+            if (inner <= 32 && inner > len - 3)
+                specials_.push_back(Prefix4{random_inside(rng_, region_) & prefix_mask(inner), static_cast<std::uint8_t>(inner)});
+        specials_.push_back(Prefix4{region_.addr & prefix_mask(len - 3), static_cast<std::uint8_t>(len - 3)});
         for (auto& region : hot22_)
             region = Prefix4{random_inside(rng_, rng_.pick(hot12_)) & prefix_mask(22), 22};
     }
@@ -103,8 +143,10 @@ protected:
         const auto r = rng_.below(100);
         if (r < 5)
             return random_inside(rng_, rng_.pick(hot22_));   // dense deep subtrees
-        if (r < 60)
+        if (r < 50)
             return random_inside(rng_, rng_.pick(hot12_));   // overlapping prefixes
+        if (r < 70)
+            return random_inside(rng_, region_);             // the window
         return rng_.u32();
     }
     Prefix4 random_prefix() {
@@ -183,9 +225,23 @@ protected:
         slot_->quiescent();
         slot_->offline();
     }
+    // A prefix around the window: added, changed or deleted.
+    void op_special() {
+        const Prefix4 p = rng_.pick(specials_);
+        if (pending_value(p) != kNoRoute && rng_.chance(0.5)) {
+            ASSERT_TRUE(IsOk(writer_->route_del(p))) << p.str();
+            stage(p, kNoRoute);
+            return;
+        }
+        const NextHopId nh = random_nexthop();
+        ASSERT_TRUE(IsOk(writer_->route_add(p, nh))) << p.str();
+        stage(p, nh);
+    }
     void random_op() {
         const auto r = rng_.below(100);
-        if (r < 55)
+        if (r < 2)
+            op_special();
+        else if (r < 55)
             op_insert();
         else if (r < 75)
             op_delete();
@@ -250,7 +306,9 @@ protected:
         addrs_.resize(n);
         bulk_.assign(n, ~NextHopId{0});
         for (std::size_t i = 0; i < n; ++i)
-            addrs_[i] = (i % 2 == 0 || live_.empty()) ? rng_.u32() : random_inside(rng_, live_.random(rng_));
+            addrs_[i] = i % 4 == 1  ? random_inside(rng_, region_)
+                        : i % 2 == 0 || live_.empty() ? rng_.u32()
+                                                      : random_inside(rng_, live_.random(rng_));
         slot_->online();
         // Random chunk sizes exercise lookup_bulk's groups of 8 and its tail.
         for (std::size_t i = 0; i < n;) {
@@ -387,7 +445,41 @@ protected:
         }
     }
 
+    // The writer goes away (as if killed: nothing of it runs on the way out
+    // that recovery relies on) and a new one re-attaches while the reader
+    // stays; sometimes the window is scribbled over first. The table must
+    // come back exactly as committed.
+    void restart() {
+        writer_.reset();
+        if (rng_.chance(0.5) && options_.capacity.dense_window_len != kNoDenseWindow)
+            scribble_window();
+        auto w = TableWriter::open(guard_.name(), options_);
+        ASSERT_TRUE(IsOk(w)) << "round " << round_;
+        writer_.emplace(*std::move(w));
+        EXPECT_TRUE(writer_->recovered());
+        ++restarts_;
+    }
+    void scribble_window() {
+        const int fd = ::open(guard_.path().c_str(), O_RDWR | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        const std::size_t size = static_cast<std::size_t>(::lseek(fd, 0, SEEK_END));
+        void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ::close(fd);
+        ASSERT_NE(base, MAP_FAILED);
+        const auto& h = *static_cast<const SegmentHeader*>(base);
+        auto* window = reinterpret_cast<std::uint64_t*>(static_cast<char*>(base) + h.window_offset);
+        for (std::uint64_t i = 0; i < h.window_bytes / 8; ++i) {
+            const std::uint64_t bits = rng_.engine()();
+            window[i] = rng_.chance(0.3) ? bits | kGroupFlag : rng_.chance(0.5) ? bits : 0;
+        }
+        ::munmap(base, size);
+    }
+
     SegmentGuard guard_;
+    TableWriter::Options options_;
+    Prefix4 region_;
+    std::vector<Prefix4> specials_;
+    std::size_t restarts_ = 0;
     std::optional<TableWriter> writer_;
     std::optional<TableView> view_;
     std::optional<ReaderSlot> slot_;
@@ -414,7 +506,7 @@ protected:
     std::uint64_t lookups_ = 0;
 };
 
-TEST_F(Differential, RandomChurnMatchesNaiveReference) {
+TEST_P(Differential, RandomChurnMatchesNaiveReference) {
     const auto start = Clock::now();
     ASSERT_NO_FATAL_FAILURE(fill_nexthop_pool());
     std::size_t ops = 0;
@@ -429,6 +521,10 @@ TEST_F(Differential, RandomChurnMatchesNaiveReference) {
         // Spread the lookup budget over the run in proportion to progress.
         const std::uint64_t target = kTotalLookups * inserts_ / kInsertOps;
         check_lookups(std::max<std::uint64_t>(256, target > lookups_ ? target - lookups_ : 0));
+        if (round_ % 97 == 0) {
+            ASSERT_NO_FATAL_FAILURE(restart());
+            check_lookups(4096);
+        }
         check_nexthops();
         check_counts();
         ASSERT_NO_FATAL_FAILURE(maintain_nexthops());
@@ -449,14 +545,27 @@ TEST_F(Differential, RandomChurnMatchesNaiveReference) {
     std::cout << "[   INFO   ] " << round_ << " commits, " << ops << " ops, " << committed_.size()
               << " routes, " << lookups_ << " checked lookups (x3 paths), " << secs << " s; generation "
               << s.generation << ", retired pending " << s.retired_pending << ", reclaimed " << s.reclaimed_total
-              << std::endl;
+              << ", " << restarts_ << " writer restarts" << std::endl;
 }
 
-// The staging contract in its smallest form (lpm/README.md, "Invariants").
-class Staging : public ::testing::Test {
+INSTANTIATE_TEST_SUITE_P(Windows, Differential, ::testing::ValuesIn(kWindowCases),
+                         [](const ::testing::TestParamInfo<WindowCase>& info) { return std::string(info.param.name); });
+
+// The staging contract in its smallest form (lpm/README.md, "Invariants"),
+// in the trie and in dense windows over the addresses it probes.
+const WindowCase kStagingWindows[] = {
+    {"NoWindow", 0, kNoDenseWindow},
+    {"Window79_8", 0x4f000000u, 8},
+    {"Window79_199_182_0_24", 0x4fc7b600u, 24},
+};
+
+class Staging : public ::testing::TestWithParam<WindowCase> {
 protected:
     void SetUp() override {
-        auto w = TableWriter::open(guard_.name());
+        TableWriter::Options options;
+        options.capacity.dense_window_addr = GetParam().addr;
+        options.capacity.dense_window_len = GetParam().len;
+        auto w = TableWriter::open(guard_.name(), options);
         ASSERT_TRUE(IsOk(w));
         w_.emplace(*std::move(w));
         auto v = TableView::open(guard_.name());
@@ -505,14 +614,14 @@ protected:
 };
 
 // The directory and leaf arrays are copy-on-write: nothing shows before commit().
-TEST_F(Staging, ChangesOutsideGroupsAreInvisibleUntilCommit) {
+TEST_P(Staging, ChangesOutsideGroupsAreInvisibleUntilCommit) {
     for (const char* text : {"79.199.128.0/18", "79.199.176.0/20", "79.199.182.0/24", "79.1.0.0/16", "79.0.0.0/12"})
         cycle(text, [&](NextHopId before, NextHopId, const char* when) { expect(before, when); });
 }
 
 // tbl8 groups are copy-on-write too: nothing under a /24 with a group shows
 // before commit() either.
-TEST_F(Staging, ChangesInsideGroupsAreInvisibleUntilCommit) {
+TEST_P(Staging, ChangesInsideGroupsAreInvisibleUntilCommit) {
     ASSERT_TRUE(IsOk(w_->route_add(*Prefix4::parse("79.199.182.255/32"), nh_[0])));   // gives the /24 a group
     ASSERT_TRUE(IsOk(w_->commit()));
     for (const char* text : {"79.199.182.208/28", "79.199.182.214/32", "79.199.182.0/24", "79.199.182.0/25"})
@@ -522,7 +631,7 @@ TEST_F(Staging, ChangesInsideGroupsAreInvisibleUntilCommit) {
 // One batch replacing a more specific by a covering prefix, as reconcile()
 // does: before commit the address answers the old prefix, after it the new
 // one, never the /8 below both.
-TEST_F(Staging, ReplacingAMoreSpecificNeverFallsThrough) {
+TEST_P(Staging, ReplacingAMoreSpecificNeverFallsThrough) {
     ASSERT_TRUE(IsOk(w_->route_add(*Prefix4::parse("79.1.2.128/25"), nh_[0])));   // the /24 has a group
     for (const char* cover : {"79.1.2.0/24", "79.1.2.0/23", "79.1.0.0/16"}) {
         SCOPED_TRACE(std::string("79.1.2.5/32 replaced by ") + cover);
@@ -539,6 +648,9 @@ TEST_F(Staging, ReplacingAMoreSpecificNeverFallsThrough) {
         ASSERT_TRUE(IsOk(w_->commit()));
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Windows, Staging, ::testing::ValuesIn(kStagingWindows),
+                         [](const ::testing::TestParamInfo<WindowCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace podfwd::lpm::test

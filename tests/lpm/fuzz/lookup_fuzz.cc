@@ -2,7 +2,7 @@
 //
 // Input: 8-byte records (offset u32, value u32, little endian); each stores
 // `value` at body word `offset` (modulo the words of the directory, leaves,
-// groups and next-hop map). Then a fixed set of addresses is looked up,
+// groups, next-hop map and dense window). Then a fixed set of addresses is looked up,
 // singly and in bulk, and every answer resolved with nexthop(). A load
 // outside the mapping faults (ASan does not know mmap()ed regions: the guard
 // windows' end is the judge); any id is a valid answer, but nexthop() must
@@ -105,7 +105,8 @@ struct Fixture {
         regions = {{h.dir_offset / 4, std::uint64_t{kDirEntries} * 2},
                    {h.leaves_offset / 4, h.leaf_capacity},
                    {h.groups_offset / 4, std::uint64_t{h.group_capacity} * kGroupEntries},
-                   {h.nh_map_offset / 4, std::uint64_t{h.capacity.max_nexthops} + 1}};
+                   {h.nh_map_offset / 4, std::uint64_t{h.capacity.max_nexthops} + 1},
+                   {h.window_offset / 4, h.window_bytes / 4}};
         for (const Region& r : regions)
             total_words += r.words;
     }

@@ -6,7 +6,7 @@
 // `value` at word `index` (modulo the region) of the route records, the
 // next-hop map and records, the header's counters and high-water marks (not
 // magic, layout or geometry: those are refused whole by the opener), the
-// directory, leaves, groups or reader slots. Then TableWriter::open
+// directory, leaves, groups, reader slots or dense window. Then TableWriter::open
 // recovers it; if it succeeds, the recovered table must be coherent — every
 // route well-formed with an existing next hop, the writer's and a reader's
 // lookups equal to a naive LPM of routes() — before and after a few changes.
@@ -147,6 +147,7 @@ void corrupt(const Segment& seg, const std::uint8_t* data, std::size_t size) {
         {h.leaves_offset, h.leaf_capacity},
         {h.groups_offset, std::uint64_t{h.group_capacity} * kGroupEntries},
         {h.readers_offset, h.readers_bytes / 4},
+        {h.window_offset, h.window_bytes / 4},
     };
     constexpr std::size_t kRecord = 9;
     for (std::size_t i = 0; i + kRecord <= size; i += kRecord) {
