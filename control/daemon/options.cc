@@ -42,6 +42,9 @@ po::options_description describe() {
          "next-hop capacity of the table (fixed when the segment is created)")
         ("max-groups", po::value<std::int64_t>()->default_value(lpm::Capacity{}.max_groups),
          "/24s of the table that hold longer prefixes, 2 KiB each (fixed when the segment is created)")
+        ("dense-window", po::value<std::string>()->default_value("10.0.0.0/8"),
+         "prefix (/8../24) whose /24s are looked up in one load, 8 bytes each, e.g. the pod supernet; none: no "
+         "window (fixed when the segment is created)")
         ("socket", po::value<std::string>(), "control socket (default /run/podfwd/<table>.sock)")
         ("state-dir", po::value<std::string>()->default_value("/var/lib/podfwd"),
          "where the CLI's routes and neighbours are kept across restarts")
@@ -355,6 +358,20 @@ Result<DaemonOptions> from_map(const po::variables_map& vm) {
             return invalid("--" + std::string(name) + " " + std::to_string(v) + " is out of range 1.." +
                            std::to_string(max));
         *field = static_cast<std::uint32_t>(v);
+    }
+    if (const auto& text = vm["dense-window"].as<std::string>(); text == "none") {
+        o.capacity.dense_window_addr = 0;
+        o.capacity.dense_window_len = lpm::kNoDenseWindow;
+    } else {
+        auto window = Prefix4::parse(text);
+        if (!window)
+            return invalid("--dense-window: " + window.error().message);
+        if (window->len < lpm::kMinDenseWindowLen || window->len > lpm::kMaxDenseWindowLen)
+            return invalid("--dense-window " + text + ": the length must be " +
+                           std::to_string(lpm::kMinDenseWindowLen) + ".." + std::to_string(lpm::kMaxDenseWindowLen) +
+                           " (or none)");
+        o.capacity.dense_window_addr = window->addr;
+        o.capacity.dense_window_len = window->len;
     }
     o.socket = vm.count("socket") ? vm["socket"].as<std::string>() : "/run/podfwd/" + o.table + ".sock";
     o.state_dir = vm["state-dir"].as<std::string>();

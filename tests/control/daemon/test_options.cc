@@ -252,4 +252,31 @@ TEST(NodeOptions, PreferencesNameRouteSourcesOnly) {
               "connected, gateway");
 }
 
+// The dense window is part of the table's capacity (lpm/types.h).
+TEST(TableOptions, DenseWindowDefaultsToTenSlashEightAndTakesNone) {
+    auto parsed = parse({});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->options.capacity.dense_window_addr, parse_ipv4("10.0.0.0").value());
+    EXPECT_EQ(parsed->options.capacity.dense_window_len, 8u);
+    EXPECT_EQ(parsed->options.capacity, lpm::Capacity{});
+    parsed = parse({"--dense-window", "10.244.0.0/16"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->options.capacity.dense_window_addr, parse_ipv4("10.244.0.0").value());
+    EXPECT_EQ(parsed->options.capacity.dense_window_len, 16u);
+    parsed = parse({"--dense-window", "none"});
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->options.capacity.dense_window_addr, 0u);
+    EXPECT_EQ(parsed->options.capacity.dense_window_len, lpm::kNoDenseWindow);
+    EXPECT_NE(daemon_usage().find("--dense-window"), std::string::npos);
+}
+
+TEST(TableOptions, BadDenseWindowsAreRefusedClearly) {
+    EXPECT_EQ(error_of({"--dense-window", "10.0.0.0/7"}),
+              "--dense-window 10.0.0.0/7: the length must be 8..24 (or none)");
+    EXPECT_EQ(error_of({"--dense-window", "10.1.2.0/25"}),
+              "--dense-window 10.1.2.0/25: the length must be 8..24 (or none)");
+    EXPECT_NE(error_of({"--dense-window", "10.0.0.1/8"}).find("--dense-window: "), std::string::npos);
+    EXPECT_NE(error_of({"--dense-window", "pods"}).find("--dense-window: "), std::string::npos);
+}
+
 }  // namespace
