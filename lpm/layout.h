@@ -256,10 +256,13 @@ struct TrieView {
     }
 
     // Bulk lookup in two passes over the burst, so that the loads of each
-    // pass are independent and in flight together: window or directory
-    // entries and leaves, then tbl8 groups. The table's pointers are copied
-    // to locals: the acquire loads are compiler barriers, and members would
-    // be reloaded from memory at each of them.
+    // pass are independent and in flight together: window entries, or
+    // directory entries and leaves, then tbl8 groups. Pass one leaves each
+    // address's (fallback, leaf) pair in one 64-bit word, the window entry's
+    // own format: one store and one load per address between the passes.
+    // The table's pointers are copied to locals: the acquire loads are
+    // compiler barriers, and members would be reloaded from memory at each
+    // of them.
     void lookup_bulk(const Ipv4Addr* addrs, NextHopId* out, std::size_t n) const noexcept {
         constexpr std::size_t kChunk = 32;
         const std::atomic<std::uint64_t>* const d = dir;
@@ -268,7 +271,7 @@ struct TrieView {
         const std::atomic<std::uint64_t>* const w = window;
         const Ipv4Addr w_base = window_base;
         const std::uint32_t w_span = window_span;
-        NextHopId fallback[kChunk];
+        std::uint64_t entry[kChunk];
         for (std::size_t i = 0; i < n; i += kChunk) {
             const std::size_t m = n - i < kChunk ? n - i : kChunk;
             const Ipv4Addr* a = addrs + i;
@@ -278,20 +281,17 @@ struct TrieView {
                 // would be loaded again after it.
                 const Ipv4Addr addr = a[k];
                 if (const std::uint32_t off = addr - w_base; off < w_span) {
-                    const std::uint64_t entry = w[off >> 8].load(std::memory_order_acquire);
-                    o[k] = leaf_of(entry);
-                    fallback[k] = fallback_of(entry);
+                    entry[k] = w[off >> 8].load(std::memory_order_acquire);
                 } else {
-                    const std::uint64_t entry = d[addr >> kDirShift].load(std::memory_order_acquire);
-                    o[k] = l[leaf_index(l, leaf_base_of(entry), addr)];
-                    fallback[k] = fallback_of(entry);
+                    const std::uint64_t e = d[addr >> kDirShift].load(std::memory_order_acquire);
+                    entry[k] = window_entry(l[leaf_index(l, leaf_base_of(e), addr)], fallback_of(e));
                 }
             }
             for (std::size_t k = 0; k < m; ++k) {
-                NextHopId leaf = o[k];
+                NextHopId leaf = leaf_of(entry[k]);
                 if (leaf & kGroupFlag)
                     leaf = g[group_index(leaf, a[k])];
-                o[k] = leaf != kNoRoute ? leaf : fallback[k];
+                o[k] = leaf != kNoRoute ? leaf : fallback_of(entry[k]);
             }
         }
     }
