@@ -1,7 +1,7 @@
-// The burst (Forwarder::process): the common packets in one pass
-// (forward_plain), the rest in three (input.cc: parse, validate,
-// decapsulate; the bulk lookup; output.cc: rewrite, encapsulate); and the
-// names of the counters.
+// The burst (Forwarder::process) in one pass, and the names of the
+// counters. What the pass calls out of line: input.cc (frames that are not
+// plain IPv4 for us, decapsulation) and output.cc (next hops without a
+// template).
 #include "dataplane/fastpath.h"
 
 #include <cstring>
@@ -64,15 +64,17 @@ void Forwarder::refresh_nexthops() noexcept {
     cache_.refresh(table_, config_);
 }
 
-// The common packet in one pass: plain IPv4 (checked as parse_burst()
-// checks it), decapsulated first where tunnelled to the node, one lookup, the rewrite from its
-// next hop's template, no arrays between the steps. The lookup is the
-// single one: the loop's iterations are independent, so their loads are in
-// flight together as the bulk lookup's are. Anything else is left to the
-// three passes, by index.
+// Each packet in one pass: plain IPv4 (EtherType, version/IHL, lengths,
+// checksum; on the uplink our MAC first), decapsulated first where
+// tunnelled to the node, one lookup, the rewrite from its next hop's
+// template, no arrays between the steps. The lookup is the single one: the
+// loop's iterations are independent, so their loads are in flight together
+// as a bulk lookup's are. Anything else takes a call for its exact verdict.
+// Compiled per port role (the uplink checks destination MACs and
+// decapsulates) and with and without the NIC's checksum verdicts.
 template <bool kUplink, bool kNicChecksums>
-unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
-                                  std::uint64_t checksum_verified) noexcept {
+void Forwarder::forward_burst(PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
+                              std::uint64_t checksum_verified) noexcept {
     using namespace detail;
     const lpm::TrieView trie = table_.trie();
     const NextHopCache::Entries cache = cache_.entries();
@@ -81,12 +83,11 @@ unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned 
     OutputBurst burst{config_.mtu, next_ip_id_};
     // Decapsulations and packets for the kernel, counted once per burst.
     std::uint32_t to_node_steps[4] = {};
-    unsigned exceptions = 0;
     for (unsigned i = 0; i < n; ++i) {
         PacketView& p = pkts[i];
         if (!plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1), kUplink ? kMacMask : 0, mac_key))
             [[unlikely]] {
-            exceptions_[exceptions++] = static_cast<std::uint8_t>(i);
+            verdicts[i] = rejected(kUplink ? PortRole::kUplink : PortRole::kHost, p, counters);
             continue;
         }
         p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
@@ -123,7 +124,6 @@ unsigned Forwarder::forward_plain(PacketView* pkts, Verdict* verdicts, unsigned 
     burst.add_to(counters);
     if (kUplink)
         add_to_node_steps(to_node_steps, counters);
-    return exceptions;
 }
 
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,
@@ -137,20 +137,17 @@ void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsi
     for (unsigned i = 0; i < n; ++i)
         __builtin_prefetch(pkts[i].data + EtherHdr::kSize);
 
-    const bool uplink = from == PortRole::kUplink;
-    const unsigned exceptions =
-        uplink ? (checksum_verified == 0 ? forward_plain<true, false>(pkts, verdicts, n, counters, 0)
-                                         : forward_plain<true, true>(pkts, verdicts, n, counters, checksum_verified))
-               : (checksum_verified == 0 ? forward_plain<false, false>(pkts, verdicts, n, counters, 0)
-                                         : forward_plain<false, true>(pkts, verdicts, n, counters, checksum_verified));
-    if (exceptions == 0) [[likely]]
-        return;
-    // The rest in three passes, one call each (their per-packet work inline
-    // in each pass's loop): parse, validate, decapsulate (input.cc); one
-    // bulk lookup; rewrite by next hop (output.cc).
-    const unsigned lookups = parse(from, pkts, verdicts, exceptions, counters, checksum_verified);
-    table_.lookup_bulk(dst_, ids_, lookups);
-    rewrite(pkts, verdicts, lookups, counters);
+    if (from == PortRole::kUplink) {
+        if (checksum_verified == 0)
+            forward_burst<true, false>(pkts, verdicts, n, counters, 0);
+        else
+            forward_burst<true, true>(pkts, verdicts, n, counters, checksum_verified);
+    } else {
+        if (checksum_verified == 0)
+            forward_burst<false, false>(pkts, verdicts, n, counters, 0);
+        else
+            forward_burst<false, true>(pkts, verdicts, n, counters, checksum_verified);
+    }
 }
 
 }  // namespace podfwd::dp

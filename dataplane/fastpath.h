@@ -2,14 +2,14 @@
 // here, so the same code runs under the poll loop, the pcap tool, the unit
 // tests and the fuzzer.
 //
-// A burst goes through one pass for its common packets (fastpath.cc,
-// forward_plain): plain IPv4, decapsulated first where tunnelled to the
-// node, one lookup, then rewritten or encapsulated from its next hop's
-// ready-made headers (nexthop_cache.h), no arrays between the steps. What
-// that pass cannot take (anything but plain IPv4 for us) goes through three
-// passes, as in DPDK's l3fwd: parse and validate (input.cc), one bulk
-// lookup, rewrite (output.cc). Next hops without a template and failed
-// checks take a call to the record-based general path. What the fast path
+// A burst goes through one pass (fastpath.cc, forward_burst): each plain
+// IPv4 packet for us is decapsulated first where tunnelled to the node,
+// looked up, then rewritten or encapsulated from its next hop's ready-made
+// headers (nexthop_cache.h, output from fastpath_inline.h), with no arrays
+// between the steps. The rest takes a call: rejected() (input.cc) for
+// frames that are not plain IPv4 for us, general() (output.cc) for next
+// hops without a template and failed checks, each finding the exact
+// verdict. What the fast path
 // does not handle itself (ARP, TTL expiry, fragmentation needed) leaves it
 // as a punt verdict, the packet untouched. Nothing allocates, locks, throws
 // or makes a virtual call.
@@ -146,25 +146,14 @@ private:
 
     [[gnu::noinline]] void refresh_nexthops() noexcept;
 
-    // The common case in one pass (fastpath.cc): plain IPv4 not addressed
-    // to the node, looked up and written from its next hop's template, or
-    // through general(). Every other packet's index goes to exceptions_ for
-    // the three passes below; returns how many.
+    // The burst in one pass (fastpath.cc): plain IPv4 for us, decapsulated
+    // where tunnelled to the node, looked up and written from its next hop's
+    // template, or through general(); anything else through rejected().
     template <bool kUplink, bool kNicChecksums>
-    [[gnu::always_inline]] inline unsigned forward_plain(PacketView* pkts, Verdict* verdicts, unsigned n,
-                                                         LcoreCounters& counters,
-                                                         std::uint64_t checksum_verified) noexcept;
+    [[gnu::always_inline]] inline void forward_burst(PacketView* pkts, Verdict* verdicts, unsigned n,
+                                                     LcoreCounters& counters,
+                                                     std::uint64_t checksum_verified) noexcept;
 
-    // Pass 1 (input.cc), over the packets forward_plain() left: every packet
-    // checked, decapsulated if tunnelled to the node, and queued for the
-    // lookup (dst_, index_), or given its verdict. Returns how many were
-    // queued.
-    unsigned parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned count, LcoreCounters& counters,
-                   std::uint64_t checksum_verified) noexcept;
-    template <bool kUplink, bool kNicChecksums>
-    [[gnu::always_inline]] inline unsigned parse_burst(PacketView* pkts, Verdict* verdicts, unsigned count,
-                                                       LcoreCounters& counters,
-                                                       std::uint64_t checksum_verified) noexcept;
     // Out of the burst loop: packets for the node, and packets that are not
     // plain IPv4 for us (counted drops, punts, or the kernel's).
     [[gnu::noinline]] Step to_node(PacketView& pkt, LcoreCounters& counters) noexcept;
@@ -172,10 +161,8 @@ private:
     [[gnu::always_inline]] inline bool decap_ipip(PacketView& pkt, LcoreCounters& counters) noexcept;
     [[gnu::always_inline]] inline bool decap_vxlan(PacketView& pkt, LcoreCounters& counters) noexcept;
 
-    // Pass 3 (output.cc): the looked-up packets rewritten by next hop, the
-    // common modes from their templates (nexthop_cache.h), the rest through
-    // general(), which reads the record.
-    void rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept;
+    // output.cc: a packet with a next hop the template does not cover,
+    // through its record.
     [[gnu::noinline]] Verdict general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept;
     // The decision for one packet with a next hop: rewritten, with `action`
     // set (kUplink, kHost); `drop` set (kDrop); or punted, untouched.
@@ -202,15 +189,6 @@ private:
     std::uint64_t vtep_src_and_type_;
     std::array<std::uint8_t, 8> host_dst_{};
     const lpm::TableView& table_;
-    // The burst between the passes: destinations to look up, their next
-    // hops, and which packet each is. Members rather than arguments: the
-    // passes address them from `this`, which their loops hold anyway (passed
-    // as pointers they cost two registers, and the loops spill).
-    Ipv4Addr dst_[kMaxBurst];
-    lpm::NextHopId ids_[kMaxBurst];
-    std::uint8_t index_[kMaxBurst];
-    // The packets forward_plain() left to the three passes.
-    std::uint8_t exceptions_[kMaxBurst];
     KnownNodes known_nodes_;
     NextHopCache cache_;
     std::uint16_t next_ip_id_;

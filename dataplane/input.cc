@@ -1,6 +1,6 @@
-// Pass 1 of the burst: parse and validate (RFC 1812 checks), keep only
-// frames for us, decapsulate what is tunnelled to the node; and the table of
-// nodes allowed to tunnel to us.
+// The input side of the burst, out of its loop: frames that are not plain
+// IPv4 for us (RFC 1812 checks for the exact reason), decapsulation of what
+// is tunnelled to the node; and the table of nodes allowed to tunnel to us.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -69,63 +69,7 @@ void strip_after_ethernet(PacketView& p, std::uint32_t bytes) noexcept {
 
 }  // namespace
 
-// ---- the pass ----
-
-// The common packet (plain IPv4 for us, not addressed to the node) is
-// checked inline and queued for the lookup; anything else takes a call.
-// Compiled per port role (the uplink checks destination MACs and
-// decapsulates) and with and without the NIC's checksum verdicts, so the
-// usual case pays for neither test it does not need.
-template <bool kUplink, bool kNicChecksums>
-unsigned Forwarder::parse_burst(PacketView* pkts, Verdict* verdicts, unsigned count, LcoreCounters& counters,
-                                std::uint64_t checksum_verified) noexcept {
-    constexpr PortRole kFrom = kUplink ? PortRole::kUplink : PortRole::kHost;
-    unsigned lookups = 0;
-    // Decapsulations and packets for the kernel, counted once per burst.
-    std::uint32_t to_node_steps[4] = {};
-    const Ipv4Addr node_ip = config_.node_ip;
-    const std::uint64_t mac_key = uplink_mac_key_;
-    for (unsigned k = 0; k < count; ++k) {
-        const unsigned i = exceptions_[k];
-        PacketView& p = pkts[i];
-        if (plain_ipv4(p, kNicChecksums && ((checksum_verified >> i) & 1), kUplink ? kMacMask : 0, mac_key))
-            [[likely]] {
-            p.len = EtherHdr::kSize + ip_of(p).length();   // drop Ethernet padding
-            const Ipv4Addr d = ip_of(p).destination();
-            if (!kUplink || d != node_ip) [[likely]] {
-                dst_[lookups] = d;
-                index_[lookups++] = static_cast<std::uint8_t>(i);
-                continue;
-            }
-            Step step = to_node(p, counters);
-            if (step <= Step::kVxlanDecapped && !ipv4_header_checksum_ok(&ip_of(p))) [[unlikely]] {
-                counters.count(Drop::kBadChecksum);   // this pass does not know where it goes: checked at once
-                step = Step::kDropped;
-            }
-            ++to_node_steps[static_cast<unsigned>(step)];
-            if (step <= Step::kVxlanDecapped) {   // forwarded by the inner destination
-                dst_[lookups] = ip_of(p).destination();
-                index_[lookups++] = static_cast<std::uint8_t>(i);
-                continue;
-            }
-            verdicts[i] = step == Step::kToHost ? Verdict::kHost : Verdict::kDrop;
-        } else {
-            verdicts[i] = rejected(kFrom, p, counters);
-        }
-    }
-    if (kUplink)
-        add_to_node_steps(to_node_steps, counters);
-    return lookups;
-}
-
-unsigned Forwarder::parse(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned count,
-                          LcoreCounters& counters, std::uint64_t checksum_verified) noexcept {
-    if (from == PortRole::kUplink)
-        return checksum_verified == 0 ? parse_burst<true, false>(pkts, verdicts, count, counters, 0)
-                                      : parse_burst<true, true>(pkts, verdicts, count, counters, checksum_verified);
-    return checksum_verified == 0 ? parse_burst<false, false>(pkts, verdicts, count, counters, 0)
-                                  : parse_burst<false, true>(pkts, verdicts, count, counters, checksum_verified);
-}
+// ---- what the burst loop (fastpath.cc) calls out of line ----
 
 // A plain IPv4 packet from the uplink addressed to the node: decapsulated
 // when tunnelled to us, else the kernel's.

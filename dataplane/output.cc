@@ -1,6 +1,7 @@
-// Pass 3 of the burst: each looked-up packet rewritten by its next hop's
-// mode (host-gw, IPIP, VXLAN, to the host port), punted, or dropped; and
-// VXLAN's flow hash.
+// The output side of the burst through the next-hop record, out of its
+// loop: next hops without a template (nexthop_cache.h) and packets failing
+// a template's check, each rewritten by its next hop's mode (host-gw, IPIP,
+// VXLAN, to the host port), punted, or dropped; the resolver's finish().
 #include <cstddef>
 #include <cstring>
 #include <iterator>
@@ -43,7 +44,7 @@ static_assert(offsetof(lpm::NextHop, mac) + 8 <= sizeof(lpm::NextHop));
 static_assert(offsetof(lpm::NextHop, vtep_mac) + 8 <= sizeof(lpm::NextHop));
 
 // host-gw through the record, as general() and finish() take it (the
-// burst's common case uses the next hop's template instead: rewrite()).
+// burst's common case uses the next hop's template instead).
 // The MAC last: a packet punted for its MAC has passed every other check,
 // so the resolver never owes it an ICMP error (Linux too checks the TTL
 // before the neighbour).
@@ -188,8 +189,8 @@ Verdict Forwarder::decide(PacketView& pkt, const lpm::NextHop& nh, Action& actio
 
 // ---- the pass ----
 
-// A packet whose next hop is not a fast one (nexthop_cache.h), or that
-// failed a fast check: the record read and every check made in the order
+// A packet whose next hop has no template (nexthop_cache.h), or that
+// failed a template's check: the record read and every check made in the order
 // its verdict is given. Out of line: the loop keeps its registers.
 Verdict Forwarder::general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& counters) noexcept {
     const lpm::NextHop* nh = table_.nexthops().get(id);
@@ -205,27 +206,6 @@ Verdict Forwarder::general(PacketView& pkt, lpm::NextHopId id, LcoreCounters& co
     else if (!is_punt(v))
         counters.count(action);
     return v;
-}
-
-// One pass over the looked-up packets, each by its next hop's template:
-// the common modes inline with their checks, anything else (and any failed
-// check) through general(). Actions are counted once per burst from
-// locals; drops one at a time, under their reason. The IP ID counter is a
-// local too: a member would be reloaded after every packet byte stored.
-void Forwarder::rewrite(PacketView* pkts, Verdict* verdicts, unsigned lookups, LcoreCounters& counters) noexcept {
-    const NextHopCache::Entries cache = cache_.entries();
-    OutputBurst burst{config_.mtu, next_ip_id_};
-    for (unsigned k = 0; k < lookups; ++k) {
-        const unsigned i = index_[k];
-        PacketView& p = pkts[i];
-        if (output_from_template(p, cache.get(ids_[k]), burst, verdicts[i])) [[likely]]
-            continue;
-        next_ip_id_ = burst.ip_id;
-        verdicts[i] = general(p, ids_[k], counters);
-        burst.ip_id = next_ip_id_;
-    }
-    next_ip_id_ = burst.ip_id;
-    burst.add_to(counters);
 }
 
 // Out of the burst (the resolver's, rare): the record as it would be with
