@@ -121,7 +121,7 @@ public:
 
     // One packet the fast path punted as kPuntUnresolved, finished with the
     // MAC the resolver found for its L2 next hop: the same checks, rewrite
-    // or encapsulation and counting as the burst's output pass, as if `nh`
+    // or encapsulation and counting as the burst (general path), as if `nh`
     // carried `mac`. Returns kUplink or kHost (counted under the action), or
     // kDrop (counted; also for a TTL or MTU punt: the record changed since,
     // no ICMP error for a packet that waited).

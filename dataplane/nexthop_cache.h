@@ -1,5 +1,5 @@
 // Per forwarder (per lcore): every next hop's headers, ready to copy in
-// front of a packet. The output pass reads one entry by next-hop id instead
+// front of a packet. The burst loop reads one entry by next-hop id instead
 // of the id → record map and the record behind it, and writes a host-gw
 // Ethernet header, an IPIP outer header or VXLAN's 64 bytes (outer Ethernet,
 // IPv4, UDP, VXLAN and the inner Ethernet header) as a few wide stores, then
@@ -27,7 +27,7 @@ namespace podfwd::dp {
 
 struct NodeConfig;
 
-// What the output pass can do for a next hop without reading its record.
+// What the burst loop can do for a next hop without reading its record.
 // kSlow (0, what a zero entry reads as) is everything else: no route, a
 // deleted id, a blackhole, a record without a MAC (the resolver's), the
 // connected route; those take the general path, which reads the record and
