@@ -122,8 +122,12 @@ void Forwarder::forward_burst(PacketView* pkts, Verdict* verdicts, unsigned n, L
     }
     next_ip_id_ = burst.ip_id;
     burst.add_to(counters);
-    if (kUplink)
-        add_to_node_steps(to_node_steps, counters);
+    if (kUplink) {
+        const auto steps = [&](Step s) { return to_node_steps[static_cast<unsigned>(s)]; };
+        counters.actions[static_cast<unsigned>(Action::kIpipDecap)] += steps(Step::kIpipDecapped);
+        counters.actions[static_cast<unsigned>(Action::kVxlanDecap)] += steps(Step::kVxlanDecapped);
+        counters.actions[static_cast<unsigned>(Action::kToHost)] += steps(Step::kToHost);
+    }
 }
 
 void Forwarder::process(PortRole from, PacketView* pkts, Verdict* verdicts, unsigned n, LcoreCounters& counters,

@@ -137,12 +137,6 @@ private:
     // verifies it unless the packet goes to the kernel, which verifies what
     // it receives), the kernel's, or dropped (counted).
     enum class Step : std::uint8_t { kIpipDecapped, kVxlanDecapped, kToHost, kDropped };
-    // A burst's count of each Step, added to the action counters.
-    static void add_to_node_steps(const std::uint32_t (&steps)[4], LcoreCounters& counters) noexcept {
-        counters.actions[static_cast<unsigned>(Action::kIpipDecap)] += steps[0];
-        counters.actions[static_cast<unsigned>(Action::kVxlanDecap)] += steps[1];
-        counters.actions[static_cast<unsigned>(Action::kToHost)] += steps[2];
-    }
 
     [[gnu::noinline]] void refresh_nexthops() noexcept;
 

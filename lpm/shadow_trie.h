@@ -204,6 +204,18 @@ template <class Visit>
 std::uint32_t ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_capacity, std::uint32_t group_capacity,
                                 Visit&& visit) {
     std::uint32_t corrupt = 0;
+    // A leaf naming a group, from a leaf array or a window entry: the group
+    // is live for `slot`, or the leaf is corrupt.
+    const auto visit_group = [&](std::uint32_t slot, NextHopId leaf) {
+        if (!(leaf & kGroupFlag))
+            return;
+        const std::uint32_t group = group_of_leaf(leaf);
+        if (group == 0 || group >= group_capacity) {
+            ++corrupt;
+            return;
+        }
+        visit(slot, Retired{PoolKind::kGroups, group, 1});
+    };
     for (std::uint32_t slot = 0; slot < kDirEntries; ++slot) {
         const std::uint32_t base = leaf_base_of(arrays.dir[slot].load(std::memory_order_acquire));
         if (base == kEmptyLeafArray)
@@ -220,29 +232,12 @@ std::uint32_t ShadowTrie::trace(const TrieArrays& arrays, std::uint32_t leaf_cap
             std::min<std::uint64_t>(runs, leaf_capacity - (std::uint64_t{base} + kLeafHeader)));
         corrupt += !(leafvec & 1) || in_pool != runs;
         visit(slot, Retired{PoolKind::kLeaves, base, kLeafHeader + in_pool});
-        for (std::uint32_t k = 0; k < in_pool; ++k) {
-            const NextHopId leaf = arrays.leaves[base + kLeafHeader + k];
-            if (!(leaf & kGroupFlag))
-                continue;
-            const std::uint32_t group = group_of_leaf(leaf);
-            if (group == 0 || group >= group_capacity) {
-                ++corrupt;
-                continue;
-            }
-            visit(slot, Retired{PoolKind::kGroups, group, 1});
-        }
+        for (std::uint32_t k = 0; k < in_pool; ++k)
+            visit_group(slot, arrays.leaves[base + kLeafHeader + k]);
     }
-    for (std::uint32_t i = 0; i < (arrays.window_span >> 8); ++i) {
-        const NextHopId leaf = leaf_of(arrays.window[i].load(std::memory_order_acquire));
-        if (!(leaf & kGroupFlag))
-            continue;
-        const std::uint32_t group = group_of_leaf(leaf);
-        if (group == 0 || group >= group_capacity) {
-            ++corrupt;
-            continue;
-        }
-        visit((arrays.window_base + (i << 8)) >> kDirShift, Retired{PoolKind::kGroups, group, 1});
-    }
+    for (std::uint32_t i = 0; i < (arrays.window_span >> 8); ++i)
+        visit_group((arrays.window_base + (i << 8)) >> kDirShift,
+                    leaf_of(arrays.window[i].load(std::memory_order_acquire)));
     return corrupt;
 }
 

@@ -92,6 +92,14 @@ Bytes pod_frame(const Inner& in, unsigned ttl, const MacAddr& dst, const MacAddr
     return b;
 }
 
+// A pod packet to 10.244.1.7 from the host side, TTL 64.
+Bytes frame_to_10_244_1_7() {
+    Inner in;
+    in.src = ip("10.244.0.5");
+    in.dst = ip("10.244.1.7");
+    return pod_frame(in, 64, kUplinkMac, kPeerMac);
+}
+
 class NextHopCacheTest : public ::testing::Test {
 protected:
     NextHopCacheTest() : name_("podfwd-test-nhcache." + std::to_string(::getpid())) {
@@ -208,10 +216,7 @@ TEST_F(NextHopCacheTest, VxlanMatchesAFrameBuiltFieldByField) {
 
 TEST_F(NextHopCacheTest, RecordChangesAreFollowedAtTheNextBurst) {
     const lpm::NextHopId id = route("10.244.1.0/24", lpm::ForwardMode::kHostGw, kPeerMac);
-    Inner in;
-    in.src = ip("10.244.0.5");
-    in.dst = ip("10.244.1.7");
-    const Bytes frame = pod_frame(in, 64, kUplinkMac, kPeerMac);
+    const Bytes frame = frame_to_10_244_1_7();
     Bytes out;
     ASSERT_EQ(forward(frame, out), Verdict::kUplink);
     EXPECT_TRUE(std::equal(kPeerMac.begin(), kPeerMac.end(), out.begin()));
@@ -246,10 +251,7 @@ TEST_F(NextHopCacheTest, RecordChangesAreFollowedAtTheNextBurst) {
 
 TEST_F(NextHopCacheTest, AnIdReusedForOtherContentsIsRebuilt) {
     const lpm::NextHopId first = route("10.244.1.0/24", lpm::ForwardMode::kHostGw, kPeerMac);
-    Inner in;
-    in.src = ip("10.244.0.5");
-    in.dst = ip("10.244.1.7");
-    const Bytes frame = pod_frame(in, 64, kUplinkMac, kPeerMac);
+    const Bytes frame = frame_to_10_244_1_7();
     Bytes out;
     ASSERT_EQ(forward(frame, out), Verdict::kUplink);
     ASSERT_TRUE(writer_->route_del(*Prefix4::parse("10.244.1.0/24")));
