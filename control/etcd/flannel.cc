@@ -64,7 +64,7 @@ Result<SubnetKey> parse_subnet_key(std::string_view component) {
     return key;
 }
 
-bool supported_backend(std::string_view type) { return type == "host-gw" || type == "vxlan"; }
+bool supported_backend(std::string_view type) { return type == "host-gw" || type == "vxlan" || type == "ipip"; }
 
 // A JSON string literal of `text` (invalid UTF-8 replaced, never thrown).
 std::string json_string(const std::string& text) {
@@ -138,7 +138,7 @@ Result<FlannelConfig> parse_flannel_config(std::string_view text) {
     }
     if (!supported_backend(config.backend_type))
         return invalid("Backend.Type: '" + printable(config.backend_type) +
-                       "' is not supported (host-gw, vxlan)");
+                       "' is not supported (host-gw, vxlan, ipip)");
     return config;
 }
 
@@ -269,8 +269,12 @@ Outcome evaluate(const std::string& key, const Result<SubnetKey>& subnet_key, co
         route.vtep_mac = lease.vtep_mac;
         route.vni = lease.vni != 0 ? lease.vni : config ? config->vni : 1;
         route.direct_on_subnet = config && config->direct_routing;
+    } else if (lease.backend_type == "ipip") {
+        route.encap = Encap::kIpip;
+        route.direct_on_subnet = config && config->direct_routing;
     } else if (lease.backend_type != "host-gw") {
-        return {std::nullopt, "BackendType '" + printable(lease.backend_type) + "' is not supported (host-gw, vxlan)"};
+        return {std::nullopt,
+                "BackendType '" + printable(lease.backend_type) + "' is not supported (host-gw, vxlan, ipip)"};
     }
     return {std::move(route), std::nullopt};
 }

@@ -107,24 +107,26 @@ private:
 //                                        "BackendType": "vxlan",
 //                                        "BackendData": {"VNI": 1, "VtepMAC": "aa:bb:..."}}
 // One route per lease: BackendType host-gw -> kHostGw; vxlan -> kVxlan with
-// its VtepMAC and VNI (BackendData's, else the config's, else 1), with
-// direct_on_subnet = the config's DirectRouting. This node's own lease (its
-// subnet, or its PublicIP) is no route.
+// its VtepMAC and VNI (BackendData's, else the config's, else 1); ipip
+// (flanneld's experimental IPIP backend, BackendData null) -> kIpip. vxlan and
+// ipip have direct_on_subnet = the config's DirectRouting (host-gw to nodes on
+// the uplink subnet). This node's own lease (its subnet, or its PublicIP) is
+// no route.
 //
 // The config is refused when Network is missing or SubnetLen, Backend.VNI or
-// Backend.Port is out of range, or its Backend.Type is not host-gw or vxlan
+// Backend.Port is out of range, or its Backend.Type is not host-gw, vxlan or ipip
 // (flanneld's default, udp, when Backend or Type is missing); the leases are
 // then taken as with no config: no Network check, VNI from the lease or 1,
 // no DirectRouting. A lease is refused when its subnet key does not parse
 // (or is not written as flanneld writes it), lies outside the config's
-// Network, its value does not parse, its BackendType is not host-gw or vxlan,
+// Network, its value does not parse, its BackendType is not host-gw, vxlan or ipip,
 // or a vxlan lease has no VtepMAC. A dual-stack lease's key has flanneld's
 // "&<ipv6>-<len>" suffix: its IPv4 subnet is the route's; an IPv6-only
 // lease (0.0.0.0-0&...) is no route.
 struct FlannelConfig {
     Prefix4 network;
     unsigned subnet_len = 24;
-    std::string backend_type = "vxlan";   // "host-gw", "vxlan" (others are refused)
+    std::string backend_type = "vxlan";   // "host-gw", "vxlan", "ipip" (others are refused)
     std::uint32_t vni = 1;
     std::uint16_t port = 8472;
     bool direct_routing = false;

@@ -174,7 +174,7 @@ TEST(FlannelLayout, RejectsBadLeasesOnceEach) {
     EXPECT_TRUE(c.put(key, R"({"PublicIP":"nope","BackendType":"vxlan"})").rejected.empty());
     u = c.put(key, lease("10.168.0.3", "udp"));
     ASSERT_EQ(u.rejected.size(), 1u);
-    EXPECT_EQ(u.rejected[0].reason, key + ": BackendType 'udp' is not supported (host-gw, vxlan)");
+    EXPECT_EQ(u.rejected[0].reason, key + ": BackendType 'udp' is not supported (host-gw, vxlan, ipip)");
     u = c.put(key, lease("10.168.0.3", "vxlan", 1, nullptr));
     EXPECT_THAT(u.rejected.at(0).reason, HasSubstr("vxlan lease without BackendData.VtepMAC"));
     c.put(kSubnets + "10.244.1.1-24", lease("10.168.0.3", "host-gw"));
@@ -185,6 +185,28 @@ TEST(FlannelLayout, RejectsBadLeasesOnceEach) {
     EXPECT_EQ(u.changes.size(), 1u);
     EXPECT_EQ(f.counters().rejected, 2u);
     EXPECT_EQ(f.rejections().at(0).key, kSubnets + "10.244.01.0-24");
+}
+
+// flanneld's IPIP backend: BackendData null; DirectRouting (the config's)
+// makes nodes on the uplink subnet host-gw, as with vxlan.
+TEST(FlannelLayout, IpipLeases) {
+    auto f = flannel();
+    Checker c(f);
+    auto cfg = parse_flannel_config(R"({"Network":"10.244.0.0/16","Backend":{"Type":"ipip","DirectRouting":true}})");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    EXPECT_EQ(*cfg, (FlannelConfig{pfx("10.244.0.0/16"), 24, "ipip", 1, 8472, true}));
+    const std::string key = kSubnets + "10.244.1.0-24";
+    auto u = c.put(key, R"({"PublicIP":"10.168.1.2","PublicIPv6":null,"BackendType":"ipip","BackendData":null})");
+    ASSERT_EQ(u.changes.size(), 1u);
+    EXPECT_EQ(*u.changes[0].route,
+              (EtcdRoute{pfx("10.244.1.0/24"), ip("10.168.1.2"), Encap::kIpip, false, 0, std::nullopt, key}));
+    c.put(kConfig, R"({"Network":"10.244.0.0/16","Backend":{"Type":"ipip","DirectRouting":true}})");
+    EXPECT_TRUE(f.routes().at(pfx("10.244.1.0/24")).direct_on_subnet);
+    EXPECT_EQ(f.counters().rejected, 0u);
+    // This node's own lease, as podfwd-control writes it for the ipip backend.
+    const std::string mine = flannel_lease_json(FlannelLease{ip("10.168.0.2"), "ipip", 0, std::nullopt});
+    EXPECT_EQ(mine, R"({"PublicIP":"10.168.0.2","PublicIPv6":null,"BackendType":"ipip","BackendData":null})");
+    EXPECT_EQ(parse_flannel_lease(mine)->backend_type, "ipip");
 }
 
 TEST(FlannelLayout, OwnLeaseIsNoRoute) {
