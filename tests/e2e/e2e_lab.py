@@ -88,7 +88,7 @@ def require_root_and_tools(*tools):
     if os.geteuid() != 0:
         print("SKIP: the e2e suite needs root (network namespaces, DPDK vdevs)")
         sys.exit(SKIP)
-    missing = [t for t in ("ip", "bridge", "sysctl", "ping", *tools) if shutil.which(t) is None]
+    missing = [t for t in ("ip", "bridge", "sysctl", "ping", "ethtool", *tools) if shutil.which(t) is None]
     if missing:
         print("SKIP: missing tool(s): " + ", ".join(missing) + " (scripts/setup installs them)")
         sys.exit(SKIP)
@@ -189,7 +189,8 @@ class Node:
         self.control = self.lab.spawn(
             [self.lab.bins["control"], "--node-ip", s.ip, "--uplink", s.subnet, "--gateway", s.gateway,
              "--pod-cidr", s.pod_cidr, "--table", self.table, "--socket", self.socket,
-             "--state-dir", os.path.join(self.dir, "state"), "--static-routes", self.static_path, "--allow-empty-static"],
+             "--state-dir", os.path.join(self.dir, "state"), "--static-routes", self.static_path, "--allow-empty-static",
+             *self.lab.control_args(s)],
             self.ns, os.path.join(self.dir, "control.log"))
 
     def wait_control(self):
@@ -280,12 +281,19 @@ class Lab:
     """The topology above; a context manager. `nodes`: which podfwd nodes
     (of a, b, c); linux_node: node d as well; static_neighbours: the next
     hops' MACs in the static file instead of ARP; checks: a Checks whose
-    failures, like an exception, have the logs and counters printed at exit."""
+    failures, like an exception, have the logs and counters printed at exit.
+    specs: the NodeSpecs by name (default NODES; `nodes` names podfwd nodes of
+    it); prefix: of every name the lab makes (default pfe<pid>, which the
+    next run removes once this process is gone). Subclasses add services in
+    the router namespace (start_services), control options (control_args)
+    and their own pods (add_pods)."""
 
-    def __init__(self, bins, nodes="abc", linux_node=False, static_neighbours=False, checks=None):
+    def __init__(self, bins, nodes="abc", linux_node=False, static_neighbours=False, checks=None, specs=None,
+                 prefix=None):
         self.bins = bins
         self.checks = checks
-        self.prefix = f"pfe{os.getpid()}"
+        self.specs = specs or NODES
+        self.prefix = prefix or f"pfe{os.getpid()}"
         self.tmp = tempfile.mkdtemp(prefix=self.prefix + "-")
         self.procs = []
         self.namespaces = []
@@ -306,11 +314,14 @@ class Lab:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            traceback.print_exception(exc_type, exc, tb)
-        if exc_type is not None or (self.checks is not None and self.checks.failures):
-            self.dump_logs()
-        self.close()
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)   # Ctrl-C: no dump
+        try:
+            if exc_type is not None and not interrupted:
+                traceback.print_exception(exc_type, exc, tb)
+            if (exc_type is not None and not interrupted) or (self.checks is not None and self.checks.failures):
+                self.dump_logs()
+        finally:   # also when printing fails (a closed pipe)
+            self.close()
         return False
 
     def ns_name(self, role):
@@ -331,7 +342,8 @@ class Lab:
         router = self.add_ns("router", forward=True)
         ip_batch(router, ["link add br0 type bridge", f"link set br0 address {ROUTER_LEGS['10.168.0.0/24'][1]}",
                           f"addr add {ROUTER_LEGS['10.168.0.0/24'][0]} dev br0", "link set br0 up"])
-        specs = [NODES[n] for n in self.node_names] + ([NODES["d"]] if self.linux_node else [])
+        run(["ethtool", "-K", "br0", "tx", "off"], ns=router)   # as for each leg below
+        specs = [self.specs[n] for n in self.node_names] + ([NODES["d"]] if self.linux_node else [])
         for spec in specs:
             ns = self.add_ns(spec.name, forward=True)
             peer = f"{spec.name}-up"
@@ -343,6 +355,11 @@ class Lab:
                 addr, mac = ROUTER_LEGS[spec.subnet]
                 ip_batch(router, [f"link set {peer} address {mac}", f"addr add {addr} dev {peer}",
                                   f"link set {peer} up"])
+            # The router's own packets (ARP aside: its ICMP, a TCP service such
+            # as the lab's etcd) would leave its veth with the checksum left to
+            # a NIC that is not there (CHECKSUM_PARTIAL) and reach the
+            # dataplane's packet socket so; a real router's NIC fills it in.
+            run(["ethtool", "-K", peer, "tx", "off"], ns=router)
             if spec.podfwd:
                 # The kernel must not see the uplink: a bridge that stays down
                 # drops what arrives, after the dataplane's packet socket saw it.
@@ -352,6 +369,7 @@ class Lab:
                 ip_batch(ns, [f"addr add {spec.ip}/{spec.prefix_len} dev {UPLINK_IF}",
                               f"route add default via {spec.gateway}"])
             self.add_pods(spec)
+        self.start_services(router)
         for node in self.nodes.values():
             node.write_static(self.static_routes(node.spec))
             node.start_control()
@@ -363,6 +381,14 @@ class Lab:
             node.configure_host_port()
         print(f"lab: {len(specs)} nodes up in {time.monotonic() - t0:.1f} s "
               f"({', '.join(s.name + ' ' + s.ip for s in specs)})", flush=True)
+
+    def start_services(self, router_ns):
+        """Hook: what the nodes' control processes need running in the
+        router's namespace before they start (etcd, a route reflector)."""
+
+    def control_args(self, spec):
+        """Hook: podfwd-control's options beyond the lab's own, for node `spec`."""
+        return []
 
     def add_pods(self, spec, count=1):
         ns = self.ns_name(spec.name)
@@ -445,7 +471,7 @@ class Lab:
         return self.ns_name(f"{node}{index}")
 
     def pod_ip(self, node, index=1):
-        return NODES[node].pod_ip(index)
+        return self.specs[node].pod_ip(index)
 
     def ping(self, ns, dst, count=5, interval=0.1, wait=2):
         """ping from namespace `ns`: (received, transmitted, average RTT ms or None)."""
