@@ -12,8 +12,8 @@
 namespace podfwd::lpm {
 Result<GuardWindow> GuardWindow::map(int fd, std::uint64_t offset, std::uint64_t bytes, std::uint64_t reach,
                                      const std::string& what) {
-    const auto failure = [&what](const char* step) {
-        return Error{Errc::kSystem, std::string("cannot ") + step + " the " + what + " window: " + std::strerror(errno)};
+    const auto failure = [&what](const char* step, int err) {
+        return Error{Errc::kSystem, std::string("cannot ") + step + " the " + what + " window: " + std::strerror(err)};
     };
     if (offset % kPage != 0 || bytes % kPage != 0 || bytes == 0)
         return Error{Errc::kIncompatible, "the " + what + " region is empty or not page-aligned"};
@@ -22,8 +22,9 @@ Result<GuardWindow> GuardWindow::map(int fd, std::uint64_t offset, std::uint64_t
     const std::uint64_t reserved = span + kLargeAlign;
     void* reservation = ::mmap(nullptr, reserved, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (reservation == MAP_FAILED) {
-        auto error = failure("reserve");
-        if (errno == ENOMEM)
+        const int err = errno;   // building the message may change errno
+        auto error = failure("reserve", err);
+        if (err == ENOMEM)
             error.message += " (a table view needs 24 GiB of address space: is `ulimit -v` set?)";
         return error;
     }
@@ -35,7 +36,7 @@ Result<GuardWindow> GuardWindow::map(int fd, std::uint64_t offset, std::uint64_t
     auto* start = reinterpret_cast<std::byte*>(align_up(reinterpret_cast<std::uintptr_t>(reservation), kLargeAlign));
     void* data = ::mmap(start, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset));
     if (data == MAP_FAILED)
-        return failure("map");
+        return failure("map", errno);
     ::madvise(data, bytes, MADV_HUGEPAGE);
     window.data_ = data;
     window.guard_ = truncation_guard::add(data, bytes, nullptr, 0);
