@@ -33,6 +33,11 @@ Result<Ipv4Addr> parse_ipv4(std::string_view text) {
         auto [next, ec] = std::from_chars(p, end, value);
         if (ec != std::errc{} || value > 255 || next - p > 3)
             return Error{Errc::kInvalidArgument, "invalid IPv4 address '" + std::string(text) + "'"};
+        // inet_aton reads "010" as octal 8, Go and Python refuse it: taking it
+        // as decimal 10 would silently differ from one or the other.
+        if (next - p > 1 && *p == '0')
+            return Error{Errc::kInvalidArgument,
+                         "invalid IPv4 address '" + std::string(text) + "' (a leading zero: octal or decimal?)"};
         addr = addr << 8 | value;
         p = next;
     }

@@ -35,6 +35,8 @@ struct Prefix4 {
     friend auto operator<=>(const Prefix4&, const Prefix4&) = default;
 };
 
+// Dotted quad, four decimal octets 0..255 without leading zeros ("010" is
+// refused: octal to inet_aton, decimal to others), nothing around it.
 Result<Ipv4Addr> parse_ipv4(std::string_view text);
 std::string format_ipv4(Ipv4Addr addr);
 

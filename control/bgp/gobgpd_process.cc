@@ -33,7 +33,7 @@ Result<GobgpdProcess> GobgpdProcess::spawn(const std::string& binary, const std:
     // async-signal-safe calls (we have threads).
     std::vector<const char*> argv = {binary.c_str(), api.c_str(), "--pprof-disable", "--log-plain",
                                      "--log-level=info", nullptr};
-    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (log_fd < 0)
         return Error{Errc::kSystem, "gobgpd's log " + log + ": " + std::strerror(errno)};
     const pid_t parent = ::getpid();

@@ -139,6 +139,9 @@ TEST(PrefixParse, RejectsGarbage) {
         "-1.0.0.0",
         "a.b.c.d",
         "0x0a.0.0.0",
+        "010.1.2.0",   // a leading zero: inet_aton's octal 8, or 10?
+        "10.01.2.0",
+        "10.1.2.00",
         "10.1.2.3x",
         " 10.1.2.3",
         "10.1.2.3 ",
@@ -169,6 +172,14 @@ TEST(PrefixParse, ErrorMessagesQuoteTheInput) {
         ASSERT_FALSE(p.has_value()) << text;
         EXPECT_NE(p.error().message.find(text), std::string::npos) << p.error().message;
     }
+}
+
+TEST(PrefixParse, LeadingZerosAreRefusedZerosAreNot) {
+    auto p = Prefix4::parse("010.1.2.0/24");
+    ASSERT_FALSE(p.has_value());
+    EXPECT_NE(p.error().message.find("leading zero"), std::string::npos) << p.error().message;
+    for (const char* text : {"0.0.0.0/0", "10.0.0.0/8", "100.64.0.0/10", "10.0.100.0/24"})
+        EXPECT_TRUE(Prefix4::parse(text).has_value()) << text;
 }
 
 TEST(PrefixContains, Boundaries) {
