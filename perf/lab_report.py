@@ -16,7 +16,7 @@ FWD_CASES = (("host_gw", "host-gw"), ("ipip_encap", "IPIP encap"), ("ipip_decap"
              ("vxlan_encap", "VXLAN encap"), ("vxlan_decap", "VXLAN decap"), ("l3fwd", "DPDK l3fwd (LPM)"))
 LIT_HOSTGW = 0.9          # literature: host-gw about 10% below the bare host network
 LIT_TUNNEL = (0.7, 0.8)   # VXLAN and IPIP 20-30% below
-KEY = {"gbps": "tcp", "pps": "udp"}
+CPU_SHARE_MIN = 0.95      # fwd_bench's: below it another process ran on the forwarding lcore's CPU
 
 
 def value(e2e, system, mode, proto):
@@ -74,7 +74,8 @@ def fwd_table(fwd):
         cells = [rows.get((case, s)) for s in sizes]
         if not any(cells):
             continue
-        mpps = [(_f(r["mpps"]) if r and r["mpps"] else ("aborted" if r else "-")) for r in cells]
+        mpps = [(_f(r["mpps"]) + ("!" if (r.get("cpu_share") or 1) < CPU_SHARE_MIN else "")
+                 + ("†" if r.get("error") else "") if r and r["mpps"] else ("aborted" if r else "-")) for r in cells]
         vs = [_f(r["vs_l3fwd"], 3) if r and case != "l3fwd" else "-" for r in cells]
         lines.append(f"| {name} | " + " | ".join(mpps) + " | " + " | ".join(vs) + " |")
     return "\n".join(lines)
