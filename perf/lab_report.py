@@ -46,7 +46,13 @@ def status(e2e, system, mode):
         if r.get("absent"):
             return f"absent ({r['absent']})"
     errs = [f"{p}: {r['error']}" for p, r in rs.items() if r.get("error")]
-    return "error: " + "; ".join(errs) if errs else ""
+    if errs:
+        return "error: " + "; ".join(errs)
+    runs = []
+    for p, unit, scale, digits in (("tcp", "Gb/s", 1, 2), ("udp", "kpps", 1e3, 1)):
+        if len(rs.get(p, {}).get("runs", [])) > 1:
+            runs.append(f"{p.upper()} runs " + " / ".join(f"{x / scale:.{digits}f}" for x in rs[p]["runs"]) + f" {unit}")
+    return "; ".join(runs)
 
 
 def e2e_table(e2e):
@@ -122,7 +128,7 @@ def chart(e2e, out_dir, title):
     for i, (mode, _) in enumerate(MODES[1:]):
         for j, (system, _) in enumerate(SYSTEMS):
             why = status(e2e, system, mode)
-            if why:
+            if why.startswith(("absent", "error")):
                 word = "absent" if why.startswith("absent") else "error"
                 marks.append(f"set label '{system}: {word}' at {i + (2 * j - 1.5) * 0.2 + 0.1:.2f}, 0.008 "
                              f"rotate by 90 font ',9'")
