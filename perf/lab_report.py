@@ -141,7 +141,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y
-set yrange [0.005:3]
+set yrange [0.005:12]
 set xrange [-0.6:2.6]
 set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.7, 1, 2)
 set grid ytics
