@@ -49,9 +49,9 @@ std::string random_bytes(Rng& rng, std::size_t max) {
 }
 
 // The reference reader, by hand: four dot-separated decimal octets of one to
-// three digits, each at most 255, nothing else. Leading zeros read as decimal
-// because parse_ipv4 reads them so ("010" is 10, not octal 8); gobgpd never
-// writes them.
+// three digits, each at most 255, no leading zero ("010": octal 8 to
+// inet_aton, 10 to others; parse_ipv4 refuses it, gobgpd never writes it),
+// nothing else.
 Addr naive_ipv4(const std::string& text) {
     Ipv4Addr addr = 0;
     std::size_t start = 0;
@@ -61,7 +61,7 @@ Addr naive_ipv4(const std::string& text) {
             return std::nullopt;
         const std::string part = text.substr(start, dot - start);
         if (part.empty() || part.size() > 3 || part.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoul(part) > 255)
+            (part.size() > 1 && part[0] == '0') || std::stoul(part) > 255)
             return std::nullopt;
         addr = addr << 8 | static_cast<Ipv4Addr>(std::stoul(part));
         start = dot + 1;
@@ -101,10 +101,15 @@ Text address_text(Rng& rng) {
     std::string& one = o[pick(rng, 4)];
     switch (pick(rng, 16)) {
     case 0: case 1: case 2: case 3: return {join(), a};
-    case 4:
-        for (std::string& s : o)
-            s.insert(0, pick(rng, 4 - s.size()), '0');
-        return {join(), a};
+    case 4: {   // zeros in front of some octets: refused if any got one
+        bool padded = false;
+        for (std::string& s : o) {
+            const std::size_t zeros = pick(rng, 4 - s.size());
+            s.insert(0, zeros, '0');
+            padded |= zeros != 0;
+        }
+        return {join(), padded ? Addr{} : Addr{a}};
+    }
     case 5: one.insert(0, 4 - one.size() + pick(rng, 3), '0'); return {join(), std::nullopt};
     case 6:
         one = one_in(rng, 2) ? std::to_string(256 + pick(rng, 744)) : "4294967306";
