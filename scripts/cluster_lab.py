@@ -93,6 +93,8 @@ class ClusterLab(Lab):
     def __init__(self, bins, source, mode, rr, prefix, checks):
         super().__init__(bins, nodes=list(SPECS), specs=SPECS, prefix=prefix, checks=checks)
         self.source, self.mode, self.rr = source, mode, rr
+        self.etcd_url = ETCD_URL
+        self.flannel_config = None   # what start_etcd wrote
         self.pods = []
         self.rr_socket = None
         self.kept = False

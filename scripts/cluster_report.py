@@ -34,8 +34,8 @@ def topology(lab):
         rows.append([name, s.ip, s.subnet, s.pod_cidr, pods, lab.ns_name(name)])
     table(["node", "node IP", "uplink subnet", "pod CIDR", "pods (CNI bridge, host-local)", "namespace"], rows)
     if lab.source == "etcd":
-        print(f"etcd {lab.flannel_config and 'http://10.168.0.1:2379'} in the router namespace; "
-              f"/coreos.com/network/config = {lab.flannel_config}")
+        print(f"etcd at {lab.etcd_url} in the router namespace; "
+              f"/coreos.com/network/config = {json.dumps(lab.flannel_config)}")
 
 
 def wait_converged(lab, check, seconds=60):
