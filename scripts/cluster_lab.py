@@ -221,11 +221,10 @@ class ClusterLab(Lab):
         return self.expected_routes(node) <= installed
 
     def record(self):
-        """The kept lab's processes and names, for `--down`."""
+        """The kept lab's names and temporary dir, for `--down`."""
         os.makedirs(STATE_DIR, exist_ok=True)
         with open(os.path.join(STATE_DIR, self.prefix + ".json"), "w") as f:
-            json.dump({"prefix": self.prefix, "tmp": self.tmp, "namespaces": self.namespaces,
-                       "pids": [p.pid for p in self.procs if p.poll() is None]}, f)
+            json.dump({"prefix": self.prefix, "tmp": self.tmp, "namespaces": self.namespaces}, f)
 
     def close(self):
         if self.kept:
@@ -244,16 +243,17 @@ class ClusterLab(Lab):
 
 
 def tear_down(prefix):
-    """Removes a lab left by --keep (or by a run that was killed): its
-    recorded processes by PID, then whatever still runs in its namespaces,
-    the namespaces, its shared-memory segments, EAL and temporary dirs."""
+    """Removes a lab left by --keep (or by a run that was killed): the
+    processes in its namespaces by PID (everything the lab starts runs in
+    one; PIDs recorded earlier could have been reused since), the
+    namespaces, its shared-memory segments, EAL and temporary dirs."""
     state_path = os.path.join(STATE_DIR, prefix + ".json")
     state = {}
     if os.path.exists(state_path):
         with open(state_path) as f:
             state = json.load(f)
     namespaces = [n for n in run(["ip", "netns", "list"]).stdout.split() if n.startswith(prefix + "-")]
-    pids = set(state.get("pids", []))
+    pids = set()
     for ns in namespaces:
         pids.update(int(p) for p in run(["ip", "netns", "pids", ns], check=False).stdout.split())
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -294,7 +294,7 @@ def require_tools(args):
     if os.geteuid() != 0:
         print("cluster lab: needs root (network namespaces, DPDK vdevs)")
         sys.exit(77)
-    tools = ["ip", "bridge", "sysctl", "ping", "iperf3", "timeout"]
+    tools = ["ip", "bridge", "sysctl", "ping", "ethtool", "iperf3", "timeout"]
     tools += {"etcd": ["etcd", "etcdctl"], "bgp": ["gobgpd"] + (["bird", "birdc"] if args.rr else []),
               "static": []}[args.source]
     missing = [t for t in tools if shutil.which(t) is None]
